@@ -1,0 +1,56 @@
+// Typed view of what the native addon exports (native/addon/*.cc). Tensor arguments are the JS Tensor
+// objects themselves: the addon reads their storage, offset, shape, strides and dtype.
+import type { DType } from '../lib/dtype';
+
+export interface NativeStorage {
+  readonly nbytes: number;
+  readonly device: number; // -1 = cpu, N = cuda:N
+  readonly released: boolean;
+  release(): void;
+}
+
+/** What the addon reads from a tensor argument. */
+export interface TensorLike {
+  readonly storage: NativeStorage;
+  readonly offset: number;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly dtype: DType;
+}
+
+export interface CudaDeviceInfo {
+  name: string;
+  smCount: number;
+  computeCapability: string;
+  totalMemory: number;
+  l2Bytes: number;
+  sharedMemoryPerBlock: number;
+  clockKHz: number;
+  memoryClockKHz: number;
+  memoryBusWidth: number;
+}
+
+export interface NativeCore {
+  Storage: new (device: number, nbytes: number) => NativeStorage;
+  setErrorClasses(dskError: Function, cudaError: Function): void;
+  buildInfo(): { cuda: boolean; cudaRuntimeVersion?: number; cpuThreads: number };
+  cudaStatus(): { count: number; reason: string; driverVersion: number };
+  deviceInfo(device: number): CudaDeviceInfo;
+  memoryStats(device: number): { used: number; reserved: number; free: number; total: number };
+  write(storage: NativeStorage, byteOffset: number, data: ArrayBufferView | ArrayBuffer): void;
+  read(storage: NativeStorage, byteOffset: number, nbytes: number): Promise<ArrayBuffer>;
+  transfer(dst: NativeStorage, dstByteOffset: number, src: NativeStorage, srcByteOffset: number, nbytes: number): void;
+  synchronize(device: number): Promise<void>;
+
+  copy(dst: TensorLike, src: TensorLike): void;
+  fill(dst: TensorLike, value: number): void;
+  random(dst: TensorLike, kind: 0 | 1 | 2, seedHigh: number, seedLow: number, a: number, b: number): void;
+}
+
+/** Ops exported by native/addon/ops_*.cc; each file documents its functions. Outputs are passed in. */
+export interface NativeOps {
+  // ops_layers.cc
+  embedding(ids: TensorLike, table: TensorLike, out: TensorLike): void;
+}
+
+export type Native = NativeCore & NativeOps;

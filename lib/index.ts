@@ -1,0 +1,28 @@
+/**
+ * deepseek-kernels: DeepSeek-V3 inference kernels for Node.js.
+ *
+ *   import * as dsk from 'deepseek-kernels';
+ *   const x = dsk.randn([4, 7168], { device: 'cuda:0', dtype: 'bf16', seed: 1 });
+ *   const { q, scale } = dsk.ops.quantizeActivation(x);
+ */
+export { Tensor, type Shape, type ToArrayOptions } from './tensor';
+export { type DType, DTYPES, DTYPE_SIZE } from './dtype';
+export { type Device, type DeviceLike, type DeviceDescription, devices, synchronize, cuda } from './device';
+export { DskError, DskCudaError } from './errors';
+export {
+  tensor,
+  fromBytes,
+  empty,
+  zeros,
+  ones,
+  full,
+  rand,
+  randn,
+  randint,
+  arange,
+  type CreateOptions,
+  type TensorOptions,
+  type RandomOptions,
+  type TensorData,
+} from './factory';
+export * as ops from './ops';

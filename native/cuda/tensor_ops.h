@@ -1,0 +1,13 @@
+// CUDA kernels of the tensor runtime; same contracts as native/cpu/tensor_ops.h, enqueued on `stream`.
+#pragma once
+#include "../core/random.h"
+#include "../core/runtime.h"
+#include "../core/strided.h"
+
+namespace dsk::cuda {
+
+void copy_strided(const StridedView& dst, const StridedView& src, Stream stream);
+void fill(void* dst, DType dtype, int64_t n, double value, Stream stream);
+void random_fill(void* dst, DType dtype, int64_t n, RandomKind kind, uint64_t seed, double a, double b, Stream stream);
+
+}  // namespace dsk::cuda
