@@ -51,6 +51,31 @@ export interface NativeCore {
 export interface NativeOps {
   // ops_layers.cc
   embedding(ids: TensorLike, table: TensorLike, out: TensorLike): void;
+
+  // ops_ep.cc (expert parallelism; lib/dist)
+  epLayout(indices: TensorLike, numExperts: number, worldSize: number, tokensPerRank: TensorLike, tokensPerExpert: TensorLike,
+    inRank: TensorLike, tokenIdxInRank: TensorLike, posInExpert: TensorLike, sendList: TensorLike, scratch: TensorLike): void;
+  epGroupCreate(device: number, rank: number, world: number, maxChannels: number, slots: number, slotBytes: number,
+    maxExperts: number, timeoutMs: number): { handle: Uint8Array; bytes: number };
+  epGroupOpen(handles: Uint8Array[], devices: number[]): void;
+  epGroupInfo(): { created: boolean; device: number; rank: number; world: number; bytes: number; slots: number; slotBytes: number;
+    maxChannels: number; maxExperts: number; aborted: number };
+  epAbort(rank: number): void;
+  epGroupDestroy(): void;
+  epNotify(epoch: number, numExperts: number, hidden: number, fp8: boolean, channels: number, indices: TensorLike,
+    tokensPerExpert: TensorLike, tokensPerRank: TensorLike, sendList: TensorLike, plan: TensorLike, summary: TensorLike): Promise<Int32Array>;
+  epDispatch(x: TensorLike, xScale: TensorLike | null, weights: TensorLike, indices: TensorLike, posInExpert: TensorLike,
+    sendList: TensorLike, plan: TensorLike, numExperts: number, channels: number, chunk: number, recvX: TensorLike,
+    recvScale: TensorLike | null, recvWeights: TensorLike, recvTokenRows: TensorLike, mIndices: TensorLike, join: boolean): void;
+  epCombine(y: TensorLike, recvWeights: TensorLike, recvTokenRows: TensorLike, indices: TensorLike, posInExpert: TensorLike,
+    tokenIdxInRank: TensorLike, plan: TensorLike, numExperts: number, channels: number, chunk: number, out: TensorLike, join: boolean): void;
+  epJoin(device: number): void;
+  epTimerCreate(device: number): number;
+  epTimerRecord(id: number, onComm: boolean): void;
+  epTimerElapsed(start: number, end: number): Promise<number>;
+  epTimerDestroy(id: number): void;
+  epPeerCopy(peerRank: number, bytes: number, iters: number): void;
+  epBusy(out: TensorLike, iters: number): void;
 }
 
 export type Native = NativeCore & NativeOps;

@@ -26,3 +26,19 @@ export {
   type TensorData,
 } from './factory';
 export * as ops from './ops';
+export {
+  dist,
+  ep,
+  launch,
+  RendezvousServer,
+  RendezvousClient,
+  DistError,
+  simulateDispatch,
+  simulateCombine,
+  deepepRouting,
+  skewedRouting,
+  EpMoeLayer,
+  type EpMoeConfig,
+  type EpMoeWeights,
+  type MoeOps,
+} from './dist';

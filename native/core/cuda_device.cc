@@ -180,6 +180,29 @@ size_t CudaDevice::pool_reserved() const {
   return v;
 }
 
+Stream CudaDevice::comm_stream(const char* op) {
+  if (!comm_stream_) {
+    CudaDeviceGuard g(index_);
+    cudaStream_t s;
+    check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), op);
+    comm_stream_ = s;
+  }
+  return comm_stream_;
+}
+
+void CudaDevice::stream_after(Stream waiter, Stream done, const char* op) {
+  CudaDeviceGuard g(index_);
+  cudaEvent_t ev;
+  check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), op);
+  cudaError_t e = cudaEventRecord(ev, reinterpret_cast<cudaStream_t>(done));
+  if (e == cudaSuccess) e = cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(waiter), ev, 0);
+  cudaEventDestroy(ev);  // released once the wait has been satisfied
+  check(e, op);
+}
+
+void CudaDevice::comm_after_compute(const char* op) { stream_after(comm_stream(op), stream_, op); }
+void CudaDevice::compute_after_comm(const char* op) { stream_after(stream_, comm_stream(op), op); }
+
 CudaFence::CudaFence(CudaDevice& d, const char* op) : dev_(d), op_(op) {
   CudaDeviceGuard g(d.index());
   d.check(cudaEventCreateWithFlags(&ev_, cudaEventDisableTiming), op);

@@ -53,6 +53,14 @@ class CudaDevice {
   size_t pool_used() const;
   size_t pool_reserved() const;
 
+  // A second stream for communication kernels (expert-parallel dispatch/combine), created on first use,
+  // so they overlap compute-stream work. The two are ordered with events, never implicitly.
+  Stream comm_stream(const char* op);
+  // The comm stream waits for everything enqueued on the compute stream so far (inputs are ready).
+  void comm_after_compute(const char* op);
+  // The compute stream waits for everything enqueued on the comm stream so far (outputs are ready).
+  void compute_after_comm(const char* op);
+
  private:
   explicit CudaDevice(int index);
   int index_;
@@ -65,6 +73,8 @@ class CudaDevice {
   std::string broken_reason_;
   std::mutex pinned_mu_;
   std::multimap<size_t, void*> pinned_free_;
+  Stream comm_stream_ = nullptr;
+  void stream_after(Stream waiter, Stream done, const char* op);
 };
 
 // Sets the current device for the calling thread for the guard's lifetime.

@@ -6,6 +6,7 @@
 // op, the argument, the value and the valid range.
 #pragma once
 #include <cstdint>
+#include <string>
 #include "dtype.h"
 
 namespace dsk {
@@ -28,6 +29,10 @@ enum DiagSite : int32_t {
   kDiagSeqLens,
   kDiagMaskedM,
   kDiagGatherIndex,
+  kDiagEpIndices,   // ep.layout / ep.dispatch: an expert index outside [-1, E)
+  kDiagEpTimeout,   // expert-parallel kernel: no progress from rank `value` for `bound` ms
+  kDiagEpMismatch,  // expert-parallel kernel: rank `value` called the op with other sizes (field `bound`)
+  kDiagEpAborted,   // expert-parallel kernel: stopped because rank `value` failed (CPU-side detection)
   kDiagSiteCount
 };
 
@@ -41,7 +46,31 @@ inline const char* diag_site_name(int32_t site) {
     case kDiagSeqLens: return "mlaDecode: seqLens";
     case kDiagMaskedM: return "fp8GroupedGemmMasked: maskedM";
     case kDiagGatherIndex: return "gather: index";
+    case kDiagEpIndices: return "ep: indices";
+    case kDiagEpTimeout: return "ep: peer rank";
+    case kDiagEpMismatch: return "ep: peer rank";
+    case kDiagEpAborted: return "ep: peer rank";
     default: return "kernel: index";
+  }
+}
+
+// Messages of the expert-parallel sites, which report peers rather than bad indices; empty for others.
+inline std::string diag_ep_message(int32_t code, int64_t value, int64_t bound) {
+  const std::string r = "rank " + std::to_string(value);
+  switch (code) {
+    case kDiagEpTimeout:
+      return "ep: no progress from " + r + " for " + std::to_string(bound) + " ms (it died, stopped answering, or did not "
+             "call the same op); the expert-parallel group is unusable, restart the processes";
+    case kDiagEpMismatch:
+      return "ep: " + r + " called the op with different sizes (" +
+             (bound == 1 ? std::string("hidden") : bound == 2 ? std::string("topk") : bound == 3 ? std::string("numExperts")
+              : bound == 4 ? std::string("fp8") : bound == 5 ? std::string("channels") : std::string("op sequence")) +
+             " differs); every rank must issue the same expert-parallel ops, with the same hidden size, topk, "
+             "numExperts, payload type and SM count";
+    case kDiagEpAborted:
+      return "ep: stopped because " + r + " failed (the process group reported it); the expert-parallel group is unusable";
+    default:
+      return {};
   }
 }
 

@@ -127,9 +127,12 @@ void CpuQueue::loop() {
 std::optional<Error> take_diag_error(DiagRecord* d) {
   int32_t code = __atomic_load_n(&d->code, __ATOMIC_ACQUIRE);
   if (!code) return std::nullopt;
-  Error e(ErrorKind::Range, "", std::string(diag_site_name(code)) + " contains " + std::to_string(d->value) +
-                                    ", outside the valid range [0, " + std::to_string(d->bound) +
-                                    "); the op skipped it and its output is incomplete");
+  std::string ep = diag_ep_message(code, d->value, d->bound);
+  Error e(ep.empty() ? ErrorKind::Range : ErrorKind::State, "",
+          !ep.empty() ? ep
+                      : std::string(diag_site_name(code)) + " contains " + std::to_string(d->value) +
+                            ", outside the valid range [0, " + std::to_string(d->bound) +
+                            "); the op skipped it and its output is incomplete");
   __atomic_store_n(&d->code, 0, __ATOMIC_RELEASE);
   return e;
 }

@@ -1,0 +1,45 @@
+// CPU references of the expert-parallel ops: the routing layout (exact, as the CUDA kernels compute it),
+// the plan of the count exchange, and dispatch/combine of a group of one rank (the CPU device).
+#pragma once
+#include <cstdint>
+
+#include "../core/diag.h"
+#include "../core/ep_geometry.h"
+
+namespace dsk::cpu {
+
+// Tokens per chunk of the layout pass (the CUDA kernels use the same chunks).
+constexpr int64_t kEpLayoutChunk = 256;
+
+// Routing layout of indices i32 [T, K] (-1 = no expert) over W ranks holding E/W experts each:
+//   tokens_per_rank[W], tokens_per_expert[E]      counts
+//   in_rank u8 [T, W]                             token t goes to rank d (once, whatever its expert count)
+//   token_idx_in_rank i32 [T, W]                  its position in my stream to d, or -1
+//   pos_in_expert i32 [T, K]                      rank of entry (t, k) among my entries for its expert, in
+//                                                 (t, k) order; -1 for -1 and out-of-range entries
+//   send_list i32 [W, T]                          tokens sent to d in order; -1 after the last
+// An index outside [-1, E) is reported to `diag` and treated as -1.
+void ep_layout(const int32_t* idx, int64_t T, int K, int E, int W, int32_t* tokens_per_rank, int32_t* tokens_per_expert,
+               uint8_t* in_rank, int32_t* token_idx_in_rank, int32_t* pos_in_expert, int32_t* send_list, DiagRecord* diag);
+
+// The plan (see EpPlanLayout) of rank `me` from every rank's counts: cnt[s][E] (tokens_per_expert of
+// rank s) and chan[s][d][C] (tokens rank s sends rank d in channel c). Writes the summary
+// [M, R, seg_count...] to `summary`.
+void ep_plan(int me, int W, int E, int C, const int32_t* cnt, const int32_t* chan, int32_t* plan, int32_t* summary);
+
+// Tokens rank `me` sends each rank per channel: chan[d][c], from its layout (send_list, tokens_per_rank).
+void ep_channel_counts(int64_t T, int W, int C, const int32_t* send_list, const int32_t* tokens_per_rank, int32_t* chan);
+
+// Dispatch inside a group of one rank: every routed (t, k) lands in row row_base[e] + pos_in_expert[t, k].
+// x [T, H] of `elt` bytes per value, x_scale f32 [T, H/128] (fp8) or null; outputs recv_x [M, H],
+// recv_scale [M, H/128], recv_weights f32 [M], recv_token_rows i32 [R, K], m_indices i32 [M].
+void ep_dispatch_local(const void* x, const float* x_scale, int64_t T, int64_t H, int elt, const int32_t* idx,
+                       const float* weights, int K, int E, const int32_t* pos_in_expert, const int32_t* send_list,
+                       const int32_t* plan, int C, void* recv_x, float* recv_scale, float* recv_weights, int32_t* recv_token_rows,
+                       int32_t* m_indices);
+
+// Combine inside a group of one rank: out[t] = bf16(sum over k of w * y[row]) in f32, k ascending.
+void ep_combine_local(const uint16_t* y, int64_t H, const float* recv_weights, const int32_t* recv_token_rows,
+                      const int32_t* token_idx_in_rank, int64_t T, int K, uint16_t* out);
+
+}  // namespace dsk::cpu

@@ -1,0 +1,228 @@
+// Combine: the reverse trip, reducing on the way.
+//
+// Block 2c (expert side) walks the tokens it received from each peer s in channel c (in the order of
+// the dispatch), sums each token's rows weighted by their routing weights in f32 (k ascending), rounds
+// the partial sum to bf16 and pushes it into the ring (me -> s, c) — one row per (token, rank), as
+// much traffic as the dispatch. Block 2c+1 (home side) walks its own tokens of channel c in windows:
+// the leader waits until every peer has published the partial sums the window needs, then each token's
+// output is  bf16( local + partial[d0] + partial[d1] + ... )  in f32: first its rows on this rank (the
+// same weighted sum, not rounded), then the peers' partial sums in ascending rank order; a token
+// routed nowhere gets zeros. cpu simulation (lib/dist/simulate.ts) follows the same order exactly.
+#include "ep_common.cuh"
+
+namespace dsk::cuda {
+
+namespace {
+constexpr int kThreads = 512;
+constexpr int kWarps = kThreads / 32;
+constexpr int kBatch = 4;  // loads issued together per lane (rows or peers) before accumulating
+
+// 8 bf16 values (one 16-byte vector) as f32.
+__device__ __forceinline__ void bf16x8_to_f32(const int4& v, float* f) {
+  const uint32_t w[4] = {static_cast<uint32_t>(v.x), static_cast<uint32_t>(v.y), static_cast<uint32_t>(v.z), static_cast<uint32_t>(v.w)};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = bits_f32(w[i] << 16);
+    f[2 * i + 1] = bits_f32(w[i] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ int4 f32_to_bf16x8(const float* f) {
+  uint32_t w[4];
+#pragma unroll
+  for (int i = 0; i < 4; i++) w[i] = uint32_t(f32_to_bf16(f[2 * i])) | (uint32_t(f32_to_bf16(f[2 * i + 1])) << 16);
+  return make_int4(static_cast<int>(w[0]), static_cast<int>(w[1]), static_cast<int>(w[2]), static_cast<int>(w[3]));
+}
+
+// acc[0..8) = sum over the rows (k order) of w * y[row][v], f32 multiply then add. Lane k holds row k
+// and its weight; kBatch loads are issued before they are accumulated.
+__device__ __forceinline__ void weighted_rows(const int4* y, int64_t stride_v, const EpLaneRows& r, float w_mine, int64_t v,
+                                              bool act, float* acc) {
+#pragma unroll
+  for (int j = 0; j < 8; j++) acc[j] = 0.f;
+  for (uint32_t m = r.mask; m;) {
+    int4 buf[kBatch];
+    float w[kBatch];
+    int nb = 0;
+#pragma unroll
+    for (int i = 0; i < kBatch; i++) {
+      const int l = m ? __ffs(m) - 1 : 0;
+      const int row = __shfl_sync(0xffffffffu, r.row, l);
+      w[i] = __shfl_sync(0xffffffffu, w_mine, l);
+      if (m) {
+        if (act) buf[i] = ptx::ld_nc_na_v4(y + int64_t(row) * stride_v + v);
+        nb++;
+        m &= m - 1;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kBatch; i++) {
+      if (i < nb) {
+        float f[8];
+        bf16x8_to_f32(buf[i], f);
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[j] = __fadd_rn(acc[j], __fmul_rn(w[i], f[j]));
+      }
+    }
+  }
+}
+
+__device__ void combine_send(const EpComm& comm, const EpCombineArgs& a, int c, int s, int bar, int wig, int G, int lane,
+                             volatile int* s_flag) {
+  const int W = comm.world, me = comm.rank, C = a.C, Q = comm.g.slots;
+  const EpPlanLayout L = ep_plan_layout(a.E, W, C);
+  const int32_t N = a.plan[L.recv_count + s * C + c];
+  const int64_t jg0 = int64_t(a.plan[L.recv_offset + s]) + a.plan[L.recv_start + s * C + c];
+  const int64_t vecs = a.H / 8;
+  const uint64_t* head_in = ep_counter_ptr(comm, me, comm.g.off_head_in, s, c);
+  uint64_t* tail_remote = ep_counter_ptr(comm, s, comm.g.off_tail_in, me, c);
+  uint64_t* tail_own = ep_counter_ptr(comm, me, comm.g.off_tail_own, s, c);
+  uint64_t tail = *reinterpret_cast<volatile uint64_t*>(tail_own);
+  const bool leader = wig == 0 && lane == 0;
+  const int4* y = reinterpret_cast<const int4*>(a.y);
+  for (int32_t start = 0; start < N; start += a.chunk) {
+    const int n = min(a.chunk, N - start);
+    if (leader) {
+      const bool ok = tail + n <= uint64_t(Q) || ep_wait_geq(comm, head_in, tail + n - Q, s);
+      *s_flag = ok ? 0 : 1;
+    }
+    ptx::bar_sync(bar, G * 32);
+    if (*s_flag) return;
+    const int P = (G + n - 1) / n;
+    for (int u = wig; u < n * P; u += G) {
+      const int i = u / P, p = u % P;
+      const int64_t jg = jg0 + start + i;
+      const int row = lane < a.K ? a.recv_token_rows[jg * a.K + lane] : -1;
+      const float w = row >= 0 ? a.recv_weights[row] : 0.f;
+      const EpLaneRows r = ep_lane_rows(row, a.K, lane);
+      int4* slot = reinterpret_cast<int4*>(comm.peers[s] + ep_ring_slot(comm.g, me, c, int64_t((tail + i) % Q)));
+      const int64_t v0 = vecs * p / P, v1 = vecs * (p + 1) / P;
+      for (int64_t vb = v0; vb < v1; vb += 32) {  // warp-uniform (shuffles inside)
+        const int64_t v = vb + lane;
+        float acc[8];
+        weighted_rows(y, vecs, r, w, v, v < v1, acc);
+        if (v < v1) ptx::st_na_v4(slot + v, f32_to_bf16x8(acc));
+      }
+    }
+    ptx::bar_sync(bar, G * 32);
+    tail += n;
+    if (leader) ptx::st_release_sys_u64(tail_remote, tail);
+  }
+  if (leader) *reinterpret_cast<volatile uint64_t*>(tail_own) = tail;
+}
+
+__device__ void combine_recv(const EpComm& comm, const EpCombineArgs& a, int c, int warp, int lane, volatile int* s_flag) {
+  const int W = comm.world, me = comm.rank, C = a.C, Q = comm.g.slots, Eloc = a.E / W;
+  const EpPlanLayout L = ep_plan_layout(a.E, W, C);
+  const int64_t t0 = ep_channel_begin(a.T, C, c), t1 = ep_channel_begin(a.T, C, c + 1);
+  const int64_t vecs = a.H / 8;
+  const int4* y = reinterpret_cast<const int4*>(a.y);
+  // Lane d of every warp tracks peer d: where its stream started (head at kernel start, first position).
+  uint64_t head0 = 0;
+  int32_t first = 0, consumed = 0;
+  if (lane < W && lane != me) {
+    head0 = *reinterpret_cast<volatile uint64_t*>(ep_counter_ptr(comm, me, comm.g.off_head_own, lane, c));
+    first = a.plan[L.send_start + lane * (C + 1) + c];
+  }
+  const int window = a.chunk;
+  for (int64_t ws = t0; ws < t1; ws += window) {
+    const int n = static_cast<int>(t1 - ws < window ? t1 - ws : int64_t(window));
+    int need = 0;  // lane d: tokens of this window routed to peer d
+    if (lane < W && lane != me)
+      for (int i = 0; i < n; i++) need += a.token_idx_in_rank[(ws + i) * W + lane] >= 0;
+    if (warp == 0) {
+      bool ok = true;
+      if (lane < W && lane != me && need > 0)
+        ok = ep_wait_geq(comm, ep_counter_ptr(comm, me, comm.g.off_tail_in, lane, c), head0 + consumed + need, lane);
+      ok = __all_sync(0xffffffffu, ok);
+      if (lane == 0) *s_flag = ok ? 0 : 1;
+    }
+    __syncthreads();
+    if (*s_flag) return;
+    const int P = (kWarps + n - 1) / n;
+    for (int u = warp; u < n * P; u += kWarps) {
+      const int i = u / P, p = u % P;
+      const int64_t t = ws + i;
+      // My rows of this token, in k order.
+      int row = -1;
+      if (lane < a.K) {
+        const int32_t e = a.idx[t * a.K + lane], q = a.pos[t * a.K + lane];
+        if (e >= 0 && e < a.E && q >= 0 && e / Eloc == me) row = a.plan[L.row_base + e] + q;
+      }
+      const float w = row >= 0 ? a.recv_weights[row] : 0.f;
+      const EpLaneRows r = ep_lane_rows(row, a.K, lane);
+      const bool local = r.mask != 0;
+      // The peers' partial sums of this token: lane d holds the slot offset, compacted in rank order.
+      int64_t off = -1;
+      if (lane < W && lane != me) {
+        const int32_t j = a.token_idx_in_rank[t * W + lane];
+        if (j >= 0) off = ep_ring_slot(comm.g, lane, c, int64_t((head0 + (j - first)) % Q));
+      }
+      const uint32_t pm = __ballot_sync(0xffffffffu, off >= 0);
+      const char* base = comm.peers[me];
+      const int64_t v0 = vecs * p / P, v1 = vecs * (p + 1) / P;
+      for (int64_t vb = v0; vb < v1; vb += 32) {  // warp-uniform (shuffles inside)
+        const int64_t v = vb + lane;
+        const bool act = v < v1;
+        float acc[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[j] = 0.f;
+        if (local) {
+          float part[8];
+          weighted_rows(y, vecs, r, w, v, act, part);
+#pragma unroll
+          for (int j = 0; j < 8; j++) acc[j] = __fadd_rn(acc[j], part[j]);
+        }
+        for (uint32_t m = pm; m;) {
+          int4 buf[kBatch];
+          int nb = 0;
+#pragma unroll
+          for (int k = 0; k < kBatch; k++) {
+            const int64_t o = __shfl_sync(0xffffffffu, off, m ? __ffs(m) - 1 : 0);
+            if (m) {
+              if (act) buf[k] = ptx::ld_nc_na_v4(reinterpret_cast<const int4*>(base + o) + v);
+              nb++;
+              m &= m - 1;
+            }
+          }
+#pragma unroll
+          for (int k = 0; k < kBatch; k++) {
+            if (k < nb) {
+              float f[8];
+              bf16x8_to_f32(buf[k], f);
+#pragma unroll
+              for (int j = 0; j < 8; j++) acc[j] = __fadd_rn(acc[j], f[j]);
+            }
+          }
+        }
+        if (act) ptx::st_na_v4(reinterpret_cast<int4*>(a.out) + t * vecs + v, f32_to_bf16x8(acc));
+      }
+    }
+    __syncthreads();
+    consumed += need;
+    if (warp == 0 && lane < W && lane != me && need > 0)
+      ptx::st_release_sys_u64(ep_counter_ptr(comm, lane, comm.g.off_head_in, me, c), head0 + consumed);
+  }
+  if (warp == 0 && lane < W && lane != me)
+    *reinterpret_cast<volatile uint64_t*>(ep_counter_ptr(comm, me, comm.g.off_head_own, lane, c)) = head0 + consumed;
+}
+
+__global__ void __launch_bounds__(kThreads, 1) ep_combine_kernel(EpComm comm, EpCombineArgs a) {
+  __shared__ int s_flag[kEpMaxWorld];
+  const int W = comm.world, me = comm.rank;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, c = blockIdx.x / 2;
+  if (blockIdx.x % 2 == 0) {
+    if (W == 1) return;
+    const int G = kWarps / (W - 1), g = warp / G;  // one group per home rank
+    if (g >= W - 1) return;
+    combine_send(comm, a, c, g < me ? g : g + 1, 1 + g, warp % G, G, lane, &s_flag[g]);
+  } else {
+    combine_recv(comm, a, c, warp, lane, &s_flag[0]);
+  }
+}
+}  // namespace
+
+void ep_combine(const EpComm& comm, const EpCombineArgs& a, Stream s) {
+  ep_combine_kernel<<<2 * a.C, kThreads, 0, to_cuda(s)>>>(comm, a);
+}
+
+}  // namespace dsk::cuda

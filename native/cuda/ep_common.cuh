@@ -1,0 +1,119 @@
+// Device helpers of the expert-parallel kernels: bounded waits on peer counters, failure reporting,
+// and warp copies of token rows to one or several destinations.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "../../ptx/atomics_sys.h"
+#include "../../ptx/ld_st.h"
+#include "../../ptx/named_barrier.h"
+#include "../../ptx/timer.h"
+#include "common.cuh"
+#include "ep.h"
+
+namespace dsk::cuda {
+
+static __device__ __forceinline__ uint64_t ep_min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static __device__ __forceinline__ uint64_t* ep_counter_ptr(const EpComm& c, int owner, int64_t region, int peer, int channel) {
+  return reinterpret_cast<uint64_t*>(c.peers[owner] + ep_counter(region, c.g, peer, channel));
+}
+
+// The group has failed (another block timed out, or the host saw a rank die): report it once and stop.
+static __device__ __forceinline__ bool ep_aborted(const EpComm& c) {
+  uint32_t a = ptx::ld_relaxed_sys_u32(c.abort);
+  if (a == 0) return false;
+  diag_report(c.diag, kDiagEpAborted, int64_t(a) - 1, 0);  // dropped if a timeout was recorded first
+  return true;
+}
+
+// A wait that ran out of time: the first failure names the peer; every block then sees the abort word.
+static __device__ __forceinline__ void ep_fail(const EpComm& c, int32_t site, int peer, int64_t bound) {
+  diag_report(c.diag, site, peer, bound);
+  ptx::atom_cas_sys_u32(c.abort, 0u, static_cast<uint32_t>(peer + 1));
+}
+
+// Spins until *p >= target. False when the deadline passed (reported, naming `peer`) or the group failed.
+static __device__ __noinline__ bool ep_wait_geq(const EpComm& c, const uint64_t* p, uint64_t target, int peer) {
+  if (ptx::ld_acquire_sys_u64(p) >= target) return true;
+  const uint64_t t0 = ptx::globaltimer_ns();
+  for (uint32_t it = 1;; it++) {
+    if (ptx::ld_acquire_sys_u64(p) >= target) return true;
+    if ((it & 255) == 0) {
+      if (ep_aborted(c)) return false;
+      if (ptx::globaltimer_ns() - t0 > c.timeout_ns) {
+        ep_fail(c, kDiagEpTimeout, peer, static_cast<int64_t>(c.timeout_ns / 1000000));
+        return false;
+      }
+    }
+  }
+}
+
+// Spins until *p > have; returns the value read, or 0 on failure (reported as above).
+static __device__ __noinline__ uint64_t ep_wait_gt(const EpComm& c, const uint64_t* p, uint64_t have, int peer) {
+  uint64_t v = ptx::ld_acquire_sys_u64(p);
+  if (v > have) return v;
+  const uint64_t t0 = ptx::globaltimer_ns();
+  for (uint32_t it = 1;; it++) {
+    v = ptx::ld_acquire_sys_u64(p);
+    if (v > have) return v;
+    if ((it & 255) == 0) {
+      if (ep_aborted(c)) return 0;
+      if (ptx::globaltimer_ns() - t0 > c.timeout_ns) {
+        ep_fail(c, kDiagEpTimeout, peer, static_cast<int64_t>(c.timeout_ns / 1000000));
+        return 0;
+      }
+    }
+  }
+}
+
+// A warp's view of one token's destinations: lane k < K holds `row` (or -1); `mask` has a bit for every
+// lane with a valid row, so the rows are visited in k order with shuffles instead of register arrays.
+struct EpLaneRows {
+  int row;
+  uint32_t mask;
+};
+static __device__ __forceinline__ EpLaneRows ep_lane_rows(int row, int K, int lane) {
+  EpLaneRows r;
+  r.row = row;
+  r.mask = __ballot_sync(0xffffffffu, lane < K && row >= 0);
+  return r;
+}
+
+// Copies 16-byte vectors [v0, v1) of `src` to every row of `dst` (row stride in vectors), U loads in
+// flight per lane. Loads go through the read-only path without L1 allocation; stores skip L1.
+template <int U>
+static __device__ __forceinline__ void ep_copy_rows(const int4* src, int4* dst, int64_t stride_v, const EpLaneRows& r, int64_t v0,
+                                             int64_t v1, int lane) {
+  for (int64_t vb = v0; vb < v1; vb += 32 * U) {  // warp-uniform: every lane takes part in the shuffles
+    const int64_t v = vb + lane;
+    int4 buf[U];
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      if (v + u * 32 < v1) buf[u] = ptx::ld_nc_na_v4(src + v + u * 32);
+    for (uint32_t m = r.mask; m; m &= m - 1) {
+      const int row = __shfl_sync(0xffffffffu, r.row, __ffs(m) - 1);
+      int4* d = dst + int64_t(row) * stride_v;
+#pragma unroll
+      for (int u = 0; u < U; u++)
+        if (v + u * 32 < v1) ptx::st_na_v4(d + v + u * 32, buf[u]);
+    }
+  }
+}
+
+// Copies vectors [v0, v1) of `src` to `dst` (one destination, e.g. a ring slot on a peer).
+template <int U>
+static __device__ __forceinline__ void ep_copy_one(const int4* src, int4* dst, int64_t v0, int64_t v1, int lane) {
+  for (int64_t v = v0 + lane; v < v1; v += 32 * U) {
+    int4 buf[U];
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      if (v + u * 32 < v1) buf[u] = ptx::ld_nc_na_v4(src + v + u * 32);
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      if (v + u * 32 < v1) ptx::st_na_v4(dst + v + u * 32, buf[u]);
+  }
+}
+
+}  // namespace dsk::cuda

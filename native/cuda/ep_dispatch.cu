@@ -1,0 +1,193 @@
+// Dispatch: warp-specialized channels over NVLink.
+//
+// Channel c owns source tokens [T*c/C, T*(c+1)/C) and two blocks: block 2c sends, block 2c+1 receives.
+//   sender    one group of warps per destination rank d. For d == me it writes the token's rows of my
+//             own experts directly. For a peer it pushes chunks into the ring (me -> d, c) in d's buffer:
+//             the group leader waits until the ring has room (head_in, written by d), the warps copy
+//             tokens (payload, fp8 scales, and the destination row and weight of each routing entry)
+//             with stores that skip L1, a named barrier joins them, and the leader publishes the new tail
+//             in d's buffer with a release store at system scope.
+//   receiver  one group per source rank s: the leader acquires the tail of ring (s -> me, c), the warps
+//             copy every available token to each of its rows (the contiguous per-expert layout), then
+//             the leader publishes how far it has read (head) back in s's buffer.
+// Tokens of a chunk are split into pieces so that every warp of a group has work even for small chunks.
+// Every wait is bounded (EpComm::timeout_ns) and watches the abort word, so a dead peer yields an error.
+#include "ep_common.cuh"
+
+namespace dsk::cuda {
+
+namespace {
+constexpr int kThreads = 768;
+constexpr int kWarps = kThreads / 32;
+constexpr int kUnroll = 4;
+
+struct Sizes {
+  int64_t vecs;       // 16-byte vectors of payload per token
+  int64_t nscale;     // fp8 scales per token
+  EpSlotLayout slot;
+};
+
+__device__ __forceinline__ int ep_row_for(const EpDispatchArgs& a, const int32_t* row_base, int64_t t, int k, int dest, int Eloc) {
+  const int32_t e = a.idx[t * a.K + k], p = a.pos[t * a.K + k];
+  if (e < 0 || e >= a.E || p < 0 || e / Eloc != dest) return -1;
+  const int64_t row = int64_t(row_base[e]) + p;
+  return row < a.M ? static_cast<int>(row) : -1;
+}
+
+// fp8 scales of one token (nscale floats) to each of its rows.
+__device__ __forceinline__ void copy_scales(const float* src, float* dst, int64_t nscale, const EpLaneRows& r, int lane) {
+  for (uint32_t m = r.mask; m; m &= m - 1) {
+    const int row = __shfl_sync(0xffffffffu, r.row, __ffs(m) - 1);
+    for (int64_t q = lane; q < nscale; q += 32) ptx::st_na_f32(dst + int64_t(row) * nscale + q, ptx::ld_nc_na_f32(src + q));
+  }
+}
+
+__device__ void dispatch_self(const EpComm& comm, const EpDispatchArgs& a, const Sizes& z, int c, int wig, int G, int lane) {
+  const int W = comm.world, me = comm.rank, C = a.C, Eloc = a.E / W;
+  const EpPlanLayout L = ep_plan_layout(a.E, W, C);
+  const int32_t js = a.plan[L.send_start + me * (C + 1) + c];
+  const int32_t N = a.plan[L.send_start + me * (C + 1) + c + 1] - js;
+  const int64_t jg0 = int64_t(a.plan[L.recv_offset + me]) + js;
+  const int32_t* row_base = a.plan + L.row_base;
+  for (int32_t i = wig; i < N; i += G) {
+    const int64_t t = a.send_list[int64_t(me) * a.T + js + i];
+    int row = -1;
+    float w = 0.f;
+    if (lane < a.K) {
+      row = ep_row_for(a, row_base, t, lane, me, Eloc);
+      a.recv_token_rows[(jg0 + i) * a.K + lane] = row;
+      if (row >= 0) {
+        w = a.weights[t * a.K + lane];
+        a.recv_weights[row] = w;
+      }
+    }
+    const EpLaneRows r = ep_lane_rows(row, a.K, lane);
+    ep_copy_rows<kUnroll>(reinterpret_cast<const int4*>(static_cast<const char*>(a.x) + t * z.slot.payload_bytes),
+                          static_cast<int4*>(a.recv_x), z.vecs, r, 0, z.vecs, lane);
+    copy_scales(a.x_scale + t * z.nscale, a.recv_scale, z.nscale, r, lane);
+  }
+}
+
+__device__ void dispatch_send(const EpComm& comm, const EpDispatchArgs& a, const Sizes& z, int c, int d, int bar, int wig, int G,
+                              int lane, volatile int* s_flag) {
+  const int W = comm.world, me = comm.rank, C = a.C, Eloc = a.E / W, Q = comm.g.slots;
+  const EpPlanLayout L = ep_plan_layout(a.E, W, C);
+  const int32_t js = a.plan[L.send_start + d * (C + 1) + c];
+  const int32_t N = a.plan[L.send_start + d * (C + 1) + c + 1] - js;
+  const int32_t* row_base = a.plan + L.row_base;
+  const uint64_t* head_in = ep_counter_ptr(comm, me, comm.g.off_head_in, d, c);
+  uint64_t* tail_remote = ep_counter_ptr(comm, d, comm.g.off_tail_in, me, c);
+  uint64_t* tail_own = ep_counter_ptr(comm, me, comm.g.off_tail_own, d, c);
+  uint64_t tail = *reinterpret_cast<volatile uint64_t*>(tail_own);
+  const bool leader = wig == 0 && lane == 0;
+  for (int32_t start = 0; start < N; start += a.chunk) {
+    const int n = min(a.chunk, N - start);
+    if (leader) {
+      const bool ok = tail + n <= uint64_t(Q) || ep_wait_geq(comm, head_in, tail + n - Q, d);
+      *s_flag = ok ? 0 : 1;
+    }
+    ptx::bar_sync(bar, G * 32);
+    if (*s_flag) return;
+    const int P = (G + n - 1) / n;
+    for (int u = wig; u < n * P; u += G) {
+      const int i = u / P, p = u % P;
+      const int64_t t = a.send_list[int64_t(d) * a.T + js + start + i];
+      char* slot = comm.peers[d] + ep_ring_slot(comm.g, me, c, int64_t((tail + i) % Q));
+      const int64_t v0 = z.vecs * p / P, v1 = z.vecs * (p + 1) / P;
+      ep_copy_one<kUnroll>(reinterpret_cast<const int4*>(static_cast<const char*>(a.x) + t * z.slot.payload_bytes),
+                           reinterpret_cast<int4*>(slot), v0, v1, lane);
+      if (p == 0) {
+        if (lane < a.K) {
+          const int row = ep_row_for(a, row_base, t, lane, d, Eloc);
+          ptx::st_na_b32(reinterpret_cast<int32_t*>(slot + z.slot.meta_off) + lane, row);
+          ptx::st_na_f32(reinterpret_cast<float*>(slot + z.slot.meta_off) + a.K + lane, row >= 0 ? a.weights[t * a.K + lane] : 0.f);
+        }
+        for (int64_t q = lane; q < z.nscale; q += 32)
+          ptx::st_na_f32(reinterpret_cast<float*>(slot + z.slot.scale_off) + q, a.x_scale[t * z.nscale + q]);
+      }
+    }
+    ptx::bar_sync(bar, G * 32);
+    tail += n;
+    if (leader) ptx::st_release_sys_u64(tail_remote, tail);
+  }
+  if (leader) *reinterpret_cast<volatile uint64_t*>(tail_own) = tail;
+}
+
+__device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const Sizes& z, int c, int s, int bar, int wig, int G,
+                              int lane, volatile int* s_flag, volatile int* s_avail) {
+  const int W = comm.world, me = comm.rank, C = a.C, Q = comm.g.slots;
+  const EpPlanLayout L = ep_plan_layout(a.E, W, C);
+  const int32_t N = a.plan[L.recv_count + s * C + c];
+  const int64_t jg0 = int64_t(a.plan[L.recv_offset + s]) + a.plan[L.recv_start + s * C + c];
+  const uint64_t* tail_in = ep_counter_ptr(comm, me, comm.g.off_tail_in, s, c);
+  uint64_t* head_remote = ep_counter_ptr(comm, s, comm.g.off_head_in, me, c);
+  uint64_t* head_own = ep_counter_ptr(comm, me, comm.g.off_head_own, s, c);
+  uint64_t head = *reinterpret_cast<volatile uint64_t*>(head_own);
+  const bool leader = wig == 0 && lane == 0;
+  for (int32_t done = 0; done < N;) {
+    if (leader) {
+      const uint64_t tail = ep_wait_gt(comm, tail_in, head, s);
+      *s_flag = tail ? 0 : 1;
+      *s_avail = static_cast<int>(ep_min_u64(ep_min_u64(tail - head, uint64_t(N - done)), uint64_t(Q)));
+    }
+    ptx::bar_sync(bar, G * 32);
+    if (*s_flag) return;
+    const int n = *s_avail;
+    const int P = (G + n - 1) / n;
+    for (int u = wig; u < n * P; u += G) {
+      const int i = u / P, p = u % P;
+      const char* slot = comm.peers[me] + ep_ring_slot(comm.g, s, c, int64_t((head + i) % Q));
+      int row = -1;
+      float w = 0.f;
+      if (lane < a.K) {
+        row = ptx::ld_nc_na_b32(reinterpret_cast<const int32_t*>(slot + z.slot.meta_off) + lane);
+        if (row >= a.M) row = -1;  // never write outside recv_x, whatever arrives
+        w = ptx::ld_nc_na_f32(reinterpret_cast<const float*>(slot + z.slot.meta_off) + a.K + lane);
+      }
+      const EpLaneRows r = ep_lane_rows(row, a.K, lane);
+      const int64_t v0 = z.vecs * p / P, v1 = z.vecs * (p + 1) / P;
+      ep_copy_rows<kUnroll>(reinterpret_cast<const int4*>(slot), static_cast<int4*>(a.recv_x), z.vecs, r, v0, v1, lane);
+      if (p == 0) {
+        if (lane < a.K) {
+          a.recv_token_rows[(jg0 + done + i) * a.K + lane] = row;
+          if (row >= 0) a.recv_weights[row] = w;
+        }
+        copy_scales(reinterpret_cast<const float*>(slot + z.slot.scale_off), a.recv_scale, z.nscale, r, lane);
+      }
+    }
+    ptx::bar_sync(bar, G * 32);
+    head += n;
+    done += n;
+    if (leader) ptx::st_release_sys_u64(head_remote, head);
+  }
+  if (leader) *reinterpret_cast<volatile uint64_t*>(head_own) = head;
+}
+
+__global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, EpDispatchArgs a) {
+  __shared__ int s_flag[kEpMaxWorld], s_avail[kEpMaxWorld];
+  const int W = comm.world, me = comm.rank;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, c = blockIdx.x / 2;
+  Sizes z;
+  z.slot = ep_dispatch_slot(a.H, a.fp8, a.K);
+  z.vecs = z.slot.payload_bytes / 16;
+  z.nscale = z.slot.scale_count;
+  if (blockIdx.x % 2 == 0) {
+    const int G = kWarps / W, d = warp / G;  // one group per destination, me included
+    if (d >= W) return;
+    if (d == me) dispatch_self(comm, a, z, c, warp % G, G, lane);
+    else dispatch_send(comm, a, z, c, d, 1 + (d < me ? d : d - 1), warp % G, G, lane, &s_flag[d]);
+  } else {
+    if (W == 1) return;
+    const int G = kWarps / (W - 1), g = warp / G;  // one group per source peer
+    if (g >= W - 1) return;
+    const int s = g < me ? g : g + 1;
+    dispatch_recv(comm, a, z, c, s, 1 + g, warp % G, G, lane, &s_flag[g], &s_avail[g]);
+  }
+}
+}  // namespace
+
+void ep_dispatch(const EpComm& comm, const EpDispatchArgs& a, Stream s) {
+  ep_dispatch_kernel<<<2 * a.C, kThreads, 0, to_cuda(s)>>>(comm, a);
+}
+
+}  // namespace dsk::cuda
