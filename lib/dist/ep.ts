@@ -429,20 +429,20 @@ export async function tune(x: Tensor | Fp8Tokens, indices: Tensor, weights: Tens
   const timer = createTimer(h.device);
   const dTimes: Record<number, number> = {}, cTimes: Record<number, number> = {};
   try {
+    // Results are freed as soon as the next call is queued (ops are joined to the compute stream, so the
+    // memory is reused stream-ordered).
     for (const ch of cands) {
-      const rs: DispatchResult[] = [];
-      for (let i = 0; i < 2; i++) rs.push(await dispatch(x, h, { chunk: ch }));
+      for (let i = 0; i < 2; i++) disposeResult(await dispatch(x, h, { chunk: ch }), { handle: true });
+      await allGather(0);
       timer.start();
-      for (let i = 0; i < iters; i++) rs.push(await dispatch(x, h, { chunk: ch }));
+      for (let i = 0; i < iters; i++) disposeResult(await dispatch(x, h, { chunk: ch }), { handle: true });
       const ms = (await timer.stop()) / iters;
-      for (const r of rs) disposeResult(r);
       dTimes[ch] = Math.max(...(await allGather(ms)));
-      const outs: Tensor[] = [];
-      for (let i = 0; i < 2; i++) outs.push(await combine(y, h, { chunk: ch }));
+      for (let i = 0; i < 2; i++) (await combine(y, h, { chunk: ch })).dispose();
+      await allGather(0);
       timer.start();
-      for (let i = 0; i < iters; i++) outs.push(await combine(y, h, { chunk: ch }));
+      for (let i = 0; i < iters; i++) (await combine(y, h, { chunk: ch })).dispose();
       const cms = (await timer.stop()) / iters;
-      outs.forEach((t) => t.dispose());
       cTimes[ch] = Math.max(...(await allGather(cms)));
     }
   } finally {
@@ -458,12 +458,13 @@ export async function tune(x: Tensor | Fp8Tokens, indices: Tensor, weights: Tens
   return r;
 }
 
-/** Frees a dispatch result's tensors (not its handle). */
-export function disposeResult(r: DispatchResult): void {
+/** Frees a dispatch result's tensors, and its handle too with `{ handle: true }`. */
+export function disposeResult(r: DispatchResult, options: { handle?: boolean } = {}): void {
   r.x.dispose();
   r.scale?.dispose();
   r.mIndices.dispose();
   r.weights.dispose();
+  if (options.handle) r.handle.dispose();
 }
 
 // ---- timing (benchmarks) ----

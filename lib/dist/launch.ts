@@ -60,7 +60,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   if (!Number.isInteger(o.gpus) || o.gpus < 1) throw new RangeError(`launch: gpus must be a positive integer, got ${o.gpus}`);
   if (typeof o.script !== 'string' || !o.script) throw new TypeError('launch: script must be a path');
   const out = o.stdout ?? process.stdout, err = o.stderr ?? process.stderr;
-  const hbTimeout = o.heartbeatTimeoutMs ?? (Number(process.env.DSK_HEARTBEAT_TIMEOUT_MS) || 15_000);
+  const hbTimeout = o.heartbeatTimeoutMs ?? (Number(o.env?.DSK_HEARTBEAT_TIMEOUT_MS ?? process.env.DSK_HEARTBEAT_TIMEOUT_MS) || 15_000);
   const grace = o.gracePeriodMs ?? 30_000;
   const children: (ChildProcess | undefined)[] = [];
   const exits: RankExit[] = [];

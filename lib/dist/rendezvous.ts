@@ -367,9 +367,12 @@ export class RendezvousClient {
       send(this.socket, { t: 'hello', rank: this.rank, world: this.worldSize, pid: process.pid, host: hostname(), device });
       this.hbTimer = setInterval(() => {
         send(this.socket, { t: 'hb' });
-        const silent = Date.now() - this.lastHeard;
-        if (silent > this.o.heartbeatTimeoutMs && !this.failure)
-          this.setFailure(new DistError(`dist: the rendezvous server stopped answering (nothing for ${seconds(silent)})`, -1));
+        // Checked after pending input is read: if this process was stopped, the server's verdict is waiting there.
+        setImmediate(() => {
+          const silent = Date.now() - this.lastHeard;
+          if (silent > this.o.heartbeatTimeoutMs && !this.failure && !this.closed)
+            this.setFailure(new DistError(`dist: the rendezvous server stopped answering (nothing for ${seconds(silent)})`, -1));
+        });
       }, this.o.heartbeatMs);
       this.hbTimer.unref();
     });

@@ -1,0 +1,307 @@
+// npm run bench:ep — expert-parallel dispatch/combine in DeepEP's setting, on every GPU of the machine.
+//
+//   node dist/bench/ep.js [--gpus N] [--sms 24,20] [--tokens 4096] [--hidden 7168] [--out FILE]
+//   node dist/bench/ep.js --compare bench/results/ep.json deepep_intranode.log
+//
+// Without DSK_RANK in the environment it starts itself under `dsk launch` (one process per GPU).
+// Setting: 4096 tokens per rank, hidden 7168, top-8 of 256 experts in 4 of 8 groups (DeepEP's
+// generator), fp8 and bf16 dispatch, bf16 combine. Times are CUDA-event times on the comm stream of a
+// batch of back-to-back calls divided by the batch (slowest rank), with the routing fixed (as DeepEP's
+// tuned figures, which reuse the layout: no count exchange, no host synchronization); the full dispatch
+// (count exchange + host sync + kernels) is reported separately. GB/s are counted as DeepEP counts them:
+// received tokens (one per source token and rank, this rank's own included) x bytes per token (fp8:
+// hidden + hidden/128 * 4). The peer-copy bandwidth (copy engine, every rank to the next at once, and
+// one direction alone) is measured in the same run.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as dsk from '../lib/index';
+import { launch } from '../lib/dist/launch';
+import { deepepRouting } from '../lib/dist/routing';
+import { getNative } from '../lib/native';
+
+interface Args {
+  gpus?: number;
+  sms: number[];
+  tokens: number;
+  hidden: number;
+  experts: number;
+  topk: number;
+  iters: number;
+  out: string;
+  compare?: [string, string];
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { sms: [24, 20], tokens: 4096, hidden: 7168, experts: 256, topk: 8, iters: 20, out: join(__dirname, '..', '..', 'bench', 'results', 'ep.json') };
+  for (let i = 0; i < argv.length; i++) {
+    const v = () => argv[++i];
+    switch (argv[i]) {
+      case '--gpus': a.gpus = Number(v()); break;
+      case '--sms': a.sms = v().split(',').map(Number); break;
+      case '--tokens': a.tokens = Number(v()); break;
+      case '--hidden': a.hidden = Number(v()); break;
+      case '--experts': a.experts = Number(v()); break;
+      case '--iters': a.iters = Number(v()); break;
+      case '--out': a.out = v(); break;
+      case '--compare': a.compare = [v(), v()]; break;
+      default: throw new Error(`bench:ep: unknown argument ${argv[i]}`);
+    }
+  }
+  return a;
+}
+
+interface OpFigure {
+  us: number;
+  /** DeepEP's count: received tokens x bytes per token. */
+  gbpsDeepep: number;
+  /** Bytes that crossed NVLink (tokens from other ranks) per rank. */
+  gbpsNvlink: number;
+  chunk: number;
+}
+
+interface SmResult {
+  sms: number;
+  dispatchFp8: OpFigure;
+  dispatchBf16: OpFigure;
+  combine: OpFigure;
+  /** Full dispatch (layout + count exchange + host sync + kernels), host wall time per call. */
+  fullDispatchFp8Us: number;
+  tune: { fp8: Record<number, number>; bf16: Record<number, number>; combine: Record<number, number> };
+}
+
+interface RankResult {
+  rank: number;
+  recvTokens: number;
+  recvFromPeers: number;
+  rows: number;
+  bySms: SmResult[];
+  peerCopy: { bidirGBps: number; unidirGBps: number };
+  overlap?: { sms: number; dispatchUs: number; busyUs: number; sequentialUs: number; overlappedUs: number };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function rankMain(a: Args): Promise<void> {
+  await dsk.dist.init({ ep: { numExperts: a.experts, maxHidden: a.hidden, maxSMs: Math.max(...a.sms, 48) } });
+  const rank = dsk.dist.rank(), W = dsk.dist.worldSize(), device = dsk.dist.device();
+  const dev = Number(device.slice(5));
+  const n = getNative();
+  const T = a.tokens, H = a.hidden, K = a.topk;
+  const r = deepepRouting({ tokens: T, numExperts: a.experts, topk: K, numGroups: 8, topkGroups: 4, seed: 7 + rank });
+  const idx = dsk.tensor(r.indices, { dtype: 'i32', shape: [T, K], device });
+  const w = dsk.tensor(r.weights, { dtype: 'f32', shape: [T, K], device });
+  const xf = dsk.randn([T, H], { seed: 11 + rank, device });
+  const xb = xf.cast('bf16');
+  const xq = { q: xf.cast('fp8e4m3'), scale: dsk.rand([T, H / 128], { seed: 13 + rank, low: 0.005, high: 0.02, device }) };
+  xf.dispose();
+  const timer = dsk.ep.createTimer(dev);
+  const slowest = async (ms: number) => Math.max(...(await dsk.dist.allGather(ms)));
+
+  // Time `iters` back-to-back calls of fn on the comm stream; ms per call, slowest rank.
+  async function timeBatch(fn: () => Promise<unknown>, iters: number, cleanup: (v: unknown) => void): Promise<number> {
+    for (let i = 0; i < 3; i++) cleanup(await fn());
+    await dsk.dist.barrier();
+    timer.start();
+    // Results are freed as soon as the next call is queued: the compute stream waits for each op, so the
+    // memory is reused stream-ordered and the pool does not grow inside the timed batch.
+    for (let i = 0; i < iters; i++) cleanup(await fn());
+    const ms = (await timer.stop()) / iters;
+    return slowest(ms);
+  }
+
+  const dispose = (v: unknown) => {
+    if (v instanceof dsk.Tensor) v.dispose();
+    else dsk.ep.disposeResult(v as dsk.ep.DispatchResult, { handle: true });  // cached results: their own handle
+  };
+  const bySms: SmResult[] = [];
+  let recvTokens = 0, rows = 0, recvFromPeers = 0;
+  for (const sms of a.sms) {
+    dsk.ep.setNumSMs(sms);
+    await dsk.dist.barrier();
+    const tf = await dsk.ep.tune(xq, idx, w, { iters: 8 });
+    const tb = await dsk.ep.tune(xb, idx, w, { iters: 8 });
+    const base = await dsk.ep.dispatch(xq, idx, w);
+    const h = base.handle;
+    recvTokens = h.numRecvTokens;
+    rows = h.numRows;
+    const tir = (await h.layout.tokensPerRank.toArray()) as Int32Array;
+    const fromPeers = (await dsk.dist.allGather(Array.from(tir))).reduce((s, v, src) => s + (src === rank ? 0 : v[rank]), 0);
+    recvFromPeers = fromPeers;
+    const y = dsk.randn([h.numRows, H], { seed: 5, device }).cast('bf16');
+    const fp8Us = (await timeBatch(() => dsk.ep.dispatch(xq, h), a.iters, dispose)) * 1e3;
+    const bf16Us = (await timeBatch(() => dsk.ep.dispatch(xb, h), a.iters, dispose)) * 1e3;
+    const combUs = (await timeBatch(() => dsk.ep.combine(y, h), a.iters, dispose)) * 1e3;
+    // Full dispatch, host wall time (count exchange and host sync included).
+    const walls: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await dsk.dist.barrier();
+      const t0 = process.hrtime.bigint();
+      const d = await dsk.ep.dispatch(xq, idx, w);
+      await dsk.synchronize(device);
+      walls.push(Number(process.hrtime.bigint() - t0) / 1e3);
+      dsk.ep.disposeResult(d);
+      d.handle.dispose();
+    }
+    const fullUs = await slowest(median(walls.slice(1)));
+    const fig = (us: number, perToken: number, chunk: number): OpFigure => ({
+      us,
+      gbpsDeepep: (recvTokens * perToken) / (us * 1e3),
+      gbpsNvlink: (fromPeers * perToken) / (us * 1e3),
+      chunk,
+    });
+    bySms.push({
+      sms,
+      dispatchFp8: fig(fp8Us, H + (H / 128) * 4, tf.dispatch),
+      dispatchBf16: fig(bf16Us, 2 * H, tb.dispatch),
+      combine: fig(combUs, 2 * H, tb.combine),
+      fullDispatchFp8Us: fullUs,
+      tune: { fp8: tf.dispatchTimes, bf16: tb.dispatchTimes, combine: tb.combineTimes },
+    });
+    y.dispose();
+    dsk.ep.disposeResult(base);
+    h.dispose();
+  }
+
+  // Peer copy through the copy engines: every rank to the next at once, then one direction alone.
+  const bytes = Math.min(32 << 20, Math.floor(n.epGroupInfo().bytes / 2));
+  const copy = async (active: boolean) => {
+    await dsk.dist.barrier();
+    timer.start();
+    if (active) n.epPeerCopy((rank + 1) % W, bytes, 20);
+    const ms = await timer.stop();
+    return active ? (bytes * 20) / (ms * 1e6) : Infinity;
+  };
+  await copy(W > 1);
+  const bidir = Math.min(...(await dsk.dist.allGather(await copy(W > 1))));
+  const unidir = (await dsk.dist.allGather(await copy(rank === 0 && W > 1)))[0];
+
+  // Overlap: a compute-bound kernel on the SMs the exchange leaves free, with a cached fp8 dispatch.
+  let overlap: RankResult['overlap'];
+  {
+    const sms = a.sms[0];
+    dsk.ep.setNumSMs(sms);
+    const base = await dsk.ep.dispatch(xq, idx, w);
+    const h = base.handle;
+    const smCount = dsk.devices().find((d) => d.id === device)?.smCount ?? 132;
+    const out = dsk.empty([(smCount - sms) * 8], { device });
+    const ta = n.epTimerCreate(dev), tb = n.epTimerCreate(dev);
+    const onCompute = async (fn: () => Promise<void>) => {
+      await dsk.dist.barrier();
+      n.epTimerRecord(ta, false);
+      await fn();
+      n.epTimerRecord(tb, false);
+      return slowest(await n.epTimerElapsed(ta, tb));
+    };
+    let iters = 2000;
+    const busyMs0 = await onCompute(async () => n.epBusy(out, iters));
+    const dMs = bySms[0].dispatchFp8.us / 1e3;
+    iters = Math.max(1, Math.round((iters * dMs) / Math.max(busyMs0, 1e-3)));
+    const busyMs = await onCompute(async () => n.epBusy(out, iters));
+    const seqMs = await onCompute(async () => {
+      const d = await dsk.ep.dispatch(xq, h);
+      n.epBusy(out, iters);
+      dsk.ep.disposeResult(d, { handle: true });
+    });
+    const ovMs = await onCompute(async () => {
+      const d = await dsk.ep.dispatch(xq, h, { async: true });
+      n.epBusy(out, iters);
+      await dsk.ep.wait();
+      dsk.ep.disposeResult(d, { handle: true });
+    });
+    overlap = { sms, dispatchUs: dMs * 1e3, busyUs: busyMs * 1e3, sequentialUs: seqMs * 1e3, overlappedUs: ovMs * 1e3 };
+    n.epTimerDestroy(ta);
+    n.epTimerDestroy(tb);
+    out.dispose();
+    dsk.ep.disposeResult(base);
+    h.dispose();
+  }
+
+  const mine: RankResult = { rank, recvTokens, recvFromPeers, rows, bySms, peerCopy: { bidirGBps: bidir, unidirGBps: unidir }, overlap };
+  const all = await dsk.dist.allGather(mine);
+  if (rank === 0) {
+    const info = dsk.devices().find((d) => d.id === device);
+    const result = {
+      setting: { worldSize: W, tokensPerRank: T, hidden: H, experts: a.experts, topk: K, groups: '4 of 8', gpu: info?.name, smCount: info?.smCount },
+      ranks: all,
+      date: new Date().toISOString(),
+    };
+    mkdirSync(dirname(a.out), { recursive: true });
+    writeFileSync(a.out, JSON.stringify(result, null, 2));
+    printTable(result.setting, all);
+    console.log(`\nwrote ${a.out}`);
+  }
+  timer.dispose();
+  await dsk.dist.destroy();
+}
+
+function printTable(setting: Record<string, unknown>, ranks: RankResult[]): void {
+  const r0 = ranks[0];
+  console.log(`\nbench:ep  ${setting.worldSize} x ${setting.gpu}, ${setting.tokensPerRank} tokens/rank, hidden ${setting.hidden}, top-${setting.topk} of ${setting.experts} (4 of 8 groups)`);
+  console.log(`received tokens per rank: ${ranks.map((r) => r.recvTokens).join(', ')} (from peers: ${ranks.map((r) => r.recvFromPeers).join(', ')}); rows (per-expert layout): ${ranks.map((r) => r.rows).join(', ')}`);
+  console.log(`peer copy (copy engine): ${r0.peerCopy.bidirGBps.toFixed(0)} GB/s per direction with all ranks sending, ${r0.peerCopy.unidirGBps.toFixed(0)} GB/s one direction alone\n`);
+  console.log('SMs  op              time (us)  GB/s (DeepEP count)  GB/s over NVLink  chunk');
+  for (const s of r0.bySms) {
+    const row = (name: string, f: OpFigure) =>
+      console.log(`${String(s.sms).padStart(3)}  ${name.padEnd(15)} ${f.us.toFixed(1).padStart(9)}  ${f.gbpsDeepep.toFixed(0).padStart(19)}  ${f.gbpsNvlink.toFixed(0).padStart(16)}  ${String(f.chunk).padStart(5)}`);
+    row('dispatch fp8', s.dispatchFp8);
+    row('dispatch bf16', s.dispatchBf16);
+    row('combine bf16', s.combine);
+    console.log(`     full fp8 dispatch (layout, count exchange, host sync, kernels): ${s.fullDispatchFp8Us.toFixed(0)} us wall`);
+  }
+  if (r0.overlap) {
+    const o = r0.overlap;
+    console.log(`\noverlap (${o.sms} SMs exchange, compute kernel on the rest): dispatch ${o.dispatchUs.toFixed(0)} us, compute ${o.busyUs.toFixed(0)} us, ` +
+      `one after the other ${o.sequentialUs.toFixed(0)} us, overlapped ${o.overlappedUs.toFixed(0)} us`);
+  }
+}
+
+/** DeepEP's best tuned figures from its intranode test log. */
+export function parseDeepep(log: string): { fp8?: number; bf16?: number; combine?: number; sms?: number } {
+  const num = (re: RegExp) => {
+    const m = re.exec(log);
+    return m ? Number(m[1]) : undefined;
+  };
+  return {
+    fp8: num(/Best dispatch \(FP8\):.*?t: ([\d.]+) us/),
+    bf16: num(/Best dispatch \(BF16\):.*?t: ([\d.]+) us/),
+    combine: num(/Best combine:.*?t: ([\d.]+) us/),
+    sms: num(/Best dispatch \(FP8\): SMs (\d+)/),
+  };
+}
+
+function compare(resultsPath: string, logPath: string): void {
+  const res = JSON.parse(readFileSync(resultsPath, 'utf8')) as { ranks: RankResult[]; setting: Record<string, unknown> };
+  const dep = existsSync(logPath) ? parseDeepep(readFileSync(logPath, 'utf8')) : {};
+  const s = res.ranks[0].bySms.find((x) => x.sms === (dep.sms ?? 24)) ?? res.ranks[0].bySms[0];
+  console.log(`\nours (${s.sms} SMs) vs DeepEP (${dep.sms ?? '?'} SMs, its own test and tuner), same machine, same run`);
+  console.log('op              ours (us)  DeepEP (us)  ours/DeepEP (time)');
+  const row = (name: string, ours: number, theirs?: number) =>
+    console.log(`${name.padEnd(15)} ${ours.toFixed(1).padStart(9)}  ${theirs === undefined ? '        n/a' : theirs.toFixed(1).padStart(11)}  ${theirs === undefined ? 'n/a' : (ours / theirs).toFixed(3).padStart(18)}`);
+  row('dispatch fp8', s.dispatchFp8.us, dep.fp8);
+  row('dispatch bf16', s.dispatchBf16.us, dep.bf16);
+  row('combine bf16', s.combine.us, dep.combine);
+  const out = { ...res, deepep: dep, ratio: { dispatchFp8: dep.fp8 && s.dispatchFp8.us / dep.fp8, dispatchBf16: dep.bf16 && s.dispatchBf16.us / dep.bf16, combine: dep.combine && s.combine.us / dep.combine } };
+  writeFileSync(resultsPath, JSON.stringify(out, null, 2));
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  if (a.compare) return compare(...a.compare);
+  if (process.env.DSK_RANK === undefined) {
+    const gpus = a.gpus ?? dsk.cuda.deviceCount();
+    if (gpus < 2) {
+      console.error(`bench:ep needs at least 2 GPUs (found ${dsk.cuda.deviceCount()}${dsk.cuda.isAvailable() ? '' : `: ${dsk.cuda.status().reason}`})`);
+      process.exitCode = 1;
+      return;
+    }
+    const r = await launch({ gpus, script: __filename, args: process.argv.slice(2), prefix: false });
+    process.exitCode = r.code;
+    return;
+  }
+  await rankMain(a);
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});
