@@ -129,7 +129,8 @@ async function doInit(o: InitOptions): Promise<void> {
     const maxExperts = positive(epo.maxExperts ?? Math.max(1024, numExperts ?? 0), 'ep.maxExperts');
     const slots = positive(epo.slots ?? 64, 'ep.slots');
     const maxSMs = positive(epo.maxSMs ?? 48, 'ep.maxSMs');
-    const slotBytes = Math.max(maxHidden * 2, maxHidden + (maxHidden / 128) * 4 + 16 + maxTopk * 8 + 16);
+    // A ring slot holds a bf16 token (or an fp8 token and its scales) and its routing (row, weight per k).
+    const slotBytes = Math.max(maxHidden * 2 + 16, maxHidden + Math.ceil(maxHidden / 128) * 4 + 32) + maxTopk * 8;
     try {
       const created = native.epGroupCreate(device, rank, worldSize, Math.ceil(maxSMs / 2), slots, slotBytes, maxExperts, timeoutMs);
       handle = Buffer.from(created.handle).toString('base64');

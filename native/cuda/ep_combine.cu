@@ -87,7 +87,7 @@ __device__ void combine_send(const EpComm& comm, const EpCombineArgs& a, int c, 
     }
     ptx::bar_sync(bar, G * 32);
     if (*s_flag) return;
-    const int P = (G + n - 1) / n;
+    const int P = ep_pieces(n, G, vecs);
     for (int u = wig; u < n * P; u += G) {
       const int i = u / P, p = u % P;
       const int64_t jg = jg0 + start + i;
@@ -138,7 +138,7 @@ __device__ void combine_recv(const EpComm& comm, const EpCombineArgs& a, int c, 
     }
     __syncthreads();
     if (*s_flag) return;
-    const int P = (kWarps + n - 1) / n;
+    const int P = ep_pieces(n, kWarps, vecs);
     for (int u = warp; u < n * P; u += kWarps) {
       const int i = u / P, p = u % P;
       const int64_t t = ws + i;

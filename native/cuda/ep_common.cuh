@@ -20,6 +20,15 @@ static __device__ __forceinline__ uint64_t* ep_counter_ptr(const EpComm& c, int 
   return reinterpret_cast<uint64_t*>(c.peers[owner] + ep_counter(region, c.g, peer, channel));
 }
 
+// How many pieces to cut each of n tokens into so that G warps get equal work (n * P a multiple of G)
+// without pieces so small that a lane has fewer than 4 vectors of a piece in flight.
+static __device__ __forceinline__ int ep_pieces(int n, int G, int64_t vecs) {
+  int a = n, b = G;
+  while (b) { const int t = a % b; a = b; b = t; }  // gcd
+  const int want = G / a, cap = vecs >= 256 ? static_cast<int>(vecs / 128) : 1;
+  return want < cap ? want : cap;
+}
+
 // The group has failed (another block timed out, or the host saw a rank die): report it once and stop.
 static __device__ __forceinline__ bool ep_aborted(const EpComm& c) {
   uint32_t a = ptx::ld_relaxed_sys_u32(c.abort);

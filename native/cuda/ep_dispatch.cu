@@ -88,7 +88,7 @@ __device__ void dispatch_send(const EpComm& comm, const EpDispatchArgs& a, const
     }
     ptx::bar_sync(bar, G * 32);
     if (*s_flag) return;
-    const int P = (G + n - 1) / n;
+    const int P = ep_pieces(n, G, z.vecs);
     for (int u = wig; u < n * P; u += G) {
       const int i = u / P, p = u % P;
       const int64_t t = a.send_list[int64_t(d) * a.T + js + start + i];
@@ -133,7 +133,7 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
     ptx::bar_sync(bar, G * 32);
     if (*s_flag) return;
     const int n = *s_avail;
-    const int P = (G + n - 1) / n;
+    const int P = ep_pieces(n, G, z.vecs);
     for (int u = wig; u < n * P; u += G) {
       const int i = u / P, p = u % P;
       const char* slot = comm.peers[me] + ep_ring_slot(comm.g, s, c, int64_t((head + i) % Q));

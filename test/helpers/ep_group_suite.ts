@@ -80,6 +80,20 @@ describe(`a group of one rank on ${device}`, () => {
     });
   }
 
+  it("the default buffer carries DeepSeek-V3's tokens (hidden 7168, top-8) in bf16 and fp8", async () => {
+    const T = 3, H = 7168, K = 8;
+    const idx = dsk.tensor([[0, 1, 2, 3, 4, 5, 6, 7], [31, 30, 29, 28, 27, 26, 25, 24], [8, 9, 10, 11, 12, 13, 14, 15]], { dtype: 'i32', device });
+    const w = dsk.rand([T, K], { seed: 4, device });
+    const xf = dsk.randn([T, H], { seed: 8, device });
+    const d = await dsk.ep.dispatch(xf.cast('bf16'), idx, w);
+    expect(d.x.shape).toEqual([24 * 128, H]);  // experts 0-15 and 24-31 used
+    const q = await dsk.ep.dispatch({ q: xf.cast('fp8e4m3'), scale: dsk.rand([T, H / 128], { seed: 3, device }) }, idx, w);
+    expect(q.scale!.shape).toEqual([24 * 128, H / 128]);
+    const x0 = (await xf.cast('bf16').toArray({ raw: true })) as Uint16Array;
+    const r0 = (await d.x.toArray({ raw: true })) as Uint16Array;
+    expect(Array.from(r0.subarray(128 * H, 128 * H + H))).toEqual(Array.from(x0.subarray(0, H)));  // expert 1's first row: token 0
+  });
+
   it('handles 0 and 1 tokens, and tokens routed nowhere get zeros', async () => {
     for (const T of [0, 1]) {
       const idx = dsk.tensor(T ? [[3, -1, 7, 31]] : [], { dtype: 'i32', shape: [T, 4], device });
