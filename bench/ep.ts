@@ -95,6 +95,8 @@ async function rankMain(a: Args): Promise<void> {
   const xq = { q: xf.cast('fp8e4m3'), scale: dsk.rand([T, H / 128], { seed: 13 + rank, low: 0.005, high: 0.02, device }) };
   xf.dispose();
   const timer = dsk.ep.createTimer(dev);
+  const t0 = Date.now();
+  const progress = (msg: string) => { if (rank === 0) console.error(`[bench:ep ${((Date.now() - t0) / 1000).toFixed(1)} s] ${msg}`); };
   const slowest = async (ms: number) => Math.max(...(await dsk.dist.allGather(ms)));
 
   // Time `iters` back-to-back calls of fn on the comm stream; ms per call, slowest rank.
@@ -118,8 +120,11 @@ async function rankMain(a: Args): Promise<void> {
   for (const sms of a.sms) {
     dsk.ep.setNumSMs(sms);
     await dsk.dist.barrier();
+    progress(`${sms} SMs: tuning fp8`);
     const tf = await dsk.ep.tune(xq, idx, w, { iters: 8 });
+    progress(`${sms} SMs: tuning bf16 ${JSON.stringify(tf)}`);
     const tb = await dsk.ep.tune(xb, idx, w, { iters: 8 });
+    progress(`${sms} SMs: timing ${JSON.stringify(tb)}`);
     const base = await dsk.ep.dispatch(xq, idx, w);
     const h = base.handle;
     recvTokens = h.numRecvTokens;
@@ -162,6 +167,7 @@ async function rankMain(a: Args): Promise<void> {
     h.dispose();
   }
 
+  progress('peer copy');
   // Peer copy through the copy engines: every rank to the next at once, then one direction alone.
   const bytes = Math.min(32 << 20, Math.floor(n.epGroupInfo().bytes / 2));
   const copy = async (active: boolean) => {
@@ -175,6 +181,7 @@ async function rankMain(a: Args): Promise<void> {
   const bidir = Math.min(...(await dsk.dist.allGather(await copy(W > 1))));
   const unidir = (await dsk.dist.allGather(await copy(rank === 0 && W > 1)))[0];
 
+  progress('overlap');
   // Overlap: a compute-bound kernel on the SMs the exchange leaves free, with a cached fp8 dispatch.
   let overlap: RankResult['overlap'];
   {

@@ -141,7 +141,7 @@ static Napi::Value ep_layout(const Napi::CallbackInfo& info) {
   check_2d(a, idx, {DType::I32});
   const int64_t T = idx.size(0);
   const int K = static_cast<int>(idx.size(1));
-  const int E = static_cast<int>(a.integer(1, "numExperts", 1, 1 << 16));
+  const int E = static_cast<int>(a.integer(1, "numExperts", 1, 4096));
   const int W = static_cast<int>(a.integer(2, "worldSize", 1, kEpMaxWorld));
   if (K < 1 || K > kEpMaxTopk) a.fail_range("indices must have 1 to " + std::to_string(kEpMaxTopk) + " columns (topk)");
   if (E % W) a.fail_range("numExperts must be a multiple of the world size");
@@ -193,7 +193,7 @@ static Napi::Value ep_group_create(const Napi::CallbackInfo& info) {
   const int channels = static_cast<int>(a.integer(3, "maxChannels", 1, 512));
   const int slots = static_cast<int>(a.integer(4, "slots", 4, 1 << 16));
   const int64_t slot_bytes = a.integer(5, "slotBytes", 16, int64_t(1) << 30);
-  const int max_experts = static_cast<int>(a.integer(6, "maxExperts", 1, 1 << 16));
+  const int max_experts = static_cast<int>(a.integer(6, "maxExperts", 1, 4096));
   const double timeout_ms = a.number(7, "timeoutMs");
   if (!(timeout_ms > 0)) a.fail_range("timeoutMs must be positive");
   Napi::Env env = info.Env();
@@ -359,7 +359,7 @@ static Napi::Value ep_group_destroy(const Napi::CallbackInfo& info) {
 static Napi::Value ep_notify(const Napi::CallbackInfo& info) {
   OpArgs a(info, "ep.dispatch", 11);
   const uint32_t epoch = static_cast<uint32_t>(a.integer(0, "epoch", 1, 0xffffffffLL));
-  const int E = static_cast<int>(a.integer(1, "numExperts", 1, 1 << 16));
+  const int E = static_cast<int>(a.integer(1, "numExperts", 1, 4096));
   const int64_t H = a.integer(2, "hidden", 1, int64_t(1) << 24);
   const bool fp8 = a.boolean(3, "fp8");
   const int C = static_cast<int>(a.integer(4, "channels", 1, 512));
@@ -438,7 +438,7 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   std::optional<TensorArg> xs = a.optional_tensor(1, "xScale");
   TensorArg w = a.tensor(2, "weights"), idx = a.tensor(3, "indices"), pos = a.tensor(4, "posInExpert"), send = a.tensor(5, "sendList"),
             plan = a.tensor(6, "plan");
-  const int E = static_cast<int>(a.integer(7, "numExperts", 1, 1 << 16));
+  const int E = static_cast<int>(a.integer(7, "numExperts", 1, 4096));
   const int C = static_cast<int>(a.integer(8, "channels", 1, 512));
   const int chunk = static_cast<int>(a.integer(9, "chunk", 1, 1 << 16));
   TensorArg rx = a.tensor(10, "recvX");
@@ -545,7 +545,7 @@ static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
   OpArgs a(info, "ep.combine", 12);
   TensorArg y = a.tensor(0, "y"), rw = a.tensor(1, "recvWeights"), rtr = a.tensor(2, "recvTokenRows"), idx = a.tensor(3, "indices"),
             pos = a.tensor(4, "posInExpert"), tir = a.tensor(5, "tokenIdxInRank"), plan = a.tensor(6, "plan");
-  const int E = static_cast<int>(a.integer(7, "numExperts", 1, 1 << 16));
+  const int E = static_cast<int>(a.integer(7, "numExperts", 1, 4096));
   const int C = static_cast<int>(a.integer(8, "channels", 1, 512));
   const int chunk = static_cast<int>(a.integer(9, "chunk", 1, 1 << 16));
   TensorArg out = a.tensor(10, "out");
