@@ -179,7 +179,7 @@ __device__ void combine_recv(const EpComm& comm, const EpCombineArgs& a, int c, 
           for (int k = 0; k < kBatch; k++) {
             const int64_t o = __shfl_sync(0xffffffffu, off, m ? __ffs(m) - 1 : 0);
             if (m) {
-              if (act) buf[k] = ptx::ld_nc_na_v4(reinterpret_cast<const int4*>(base + o) + v);
+              if (act) buf[k] = ptx::ld_na_v4(reinterpret_cast<const int4*>(base + o) + v);  // ring slot
               nb++;
               m &= m - 1;
             }

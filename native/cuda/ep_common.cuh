@@ -90,9 +90,16 @@ static __device__ __forceinline__ EpLaneRows ep_lane_rows(int row, int K, int la
   return r;
 }
 
+// A 16-byte load from memory nothing writes during the kernel (read-only path), or from a ring slot a
+// peer rewrites (coherent path); neither allocates in L1.
+template <bool kRing>
+static __device__ __forceinline__ int4 ep_load(const int4* p) {
+  return kRing ? ptx::ld_na_v4(p) : ptx::ld_nc_na_v4(p);
+}
+
 // Copies 16-byte vectors [v0, v1) of `src` to every row of `dst` (row stride in vectors), U loads in
-// flight per lane. Loads go through the read-only path without L1 allocation; stores skip L1.
-template <int U>
+// flight per lane; stores skip L1. kRing: `src` is a ring slot.
+template <int U, bool kRing>
 static __device__ __forceinline__ void ep_copy_rows(const int4* src, int4* dst, int64_t stride_v, const EpLaneRows& r, int64_t v0,
                                              int64_t v1, int lane) {
   for (int64_t vb = v0; vb < v1; vb += 32 * U) {  // warp-uniform: every lane takes part in the shuffles
@@ -100,7 +107,7 @@ static __device__ __forceinline__ void ep_copy_rows(const int4* src, int4* dst, 
     int4 buf[U];
 #pragma unroll
     for (int u = 0; u < U; u++)
-      if (v + u * 32 < v1) buf[u] = ptx::ld_nc_na_v4(src + v + u * 32);
+      if (v + u * 32 < v1) buf[u] = ep_load<kRing>(src + v + u * 32);
     for (uint32_t m = r.mask; m; m &= m - 1) {
       const int row = __shfl_sync(0xffffffffu, r.row, __ffs(m) - 1);
       int4* d = dst + int64_t(row) * stride_v;

@@ -35,10 +35,12 @@ __device__ __forceinline__ int ep_row_for(const EpDispatchArgs& a, const int32_t
 }
 
 // fp8 scales of one token (nscale floats) to each of its rows.
+template <bool kRing>
 __device__ __forceinline__ void copy_scales(const float* src, float* dst, int64_t nscale, const EpLaneRows& r, int lane) {
   for (uint32_t m = r.mask; m; m &= m - 1) {
     const int row = __shfl_sync(0xffffffffu, r.row, __ffs(m) - 1);
-    for (int64_t q = lane; q < nscale; q += 32) ptx::st_na_f32(dst + int64_t(row) * nscale + q, ptx::ld_nc_na_f32(src + q));
+    for (int64_t q = lane; q < nscale; q += 32)
+      ptx::st_na_f32(dst + int64_t(row) * nscale + q, kRing ? ptx::ld_na_f32(src + q) : ptx::ld_nc_na_f32(src + q));
   }
 }
 
@@ -62,9 +64,9 @@ __device__ void dispatch_self(const EpComm& comm, const EpDispatchArgs& a, const
       }
     }
     const EpLaneRows r = ep_lane_rows(row, a.K, lane);
-    ep_copy_rows<kUnroll>(reinterpret_cast<const int4*>(static_cast<const char*>(a.x) + t * z.slot.payload_bytes),
-                          static_cast<int4*>(a.recv_x), z.vecs, r, 0, z.vecs, lane);
-    copy_scales(a.x_scale + t * z.nscale, a.recv_scale, z.nscale, r, lane);
+    ep_copy_rows<kUnroll, false>(reinterpret_cast<const int4*>(static_cast<const char*>(a.x) + t * z.slot.payload_bytes),
+                                 static_cast<int4*>(a.recv_x), z.vecs, r, 0, z.vecs, lane);
+    copy_scales<false>(a.x_scale + t * z.nscale, a.recv_scale, z.nscale, r, lane);
   }
 }
 
@@ -140,19 +142,19 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
       int row = -1;
       float w = 0.f;
       if (lane < a.K) {
-        row = ptx::ld_nc_na_b32(reinterpret_cast<const int32_t*>(slot + z.slot.meta_off) + lane);
+        row = ptx::ld_na_b32(reinterpret_cast<const int32_t*>(slot + z.slot.meta_off) + lane);
         if (row >= a.M) row = -1;  // never write outside recv_x, whatever arrives
-        w = ptx::ld_nc_na_f32(reinterpret_cast<const float*>(slot + z.slot.meta_off) + a.K + lane);
+        w = ptx::ld_na_f32(reinterpret_cast<const float*>(slot + z.slot.meta_off) + a.K + lane);
       }
       const EpLaneRows r = ep_lane_rows(row, a.K, lane);
       const int64_t v0 = z.vecs * p / P, v1 = z.vecs * (p + 1) / P;
-      ep_copy_rows<kUnroll>(reinterpret_cast<const int4*>(slot), static_cast<int4*>(a.recv_x), z.vecs, r, v0, v1, lane);
+      ep_copy_rows<kUnroll, true>(reinterpret_cast<const int4*>(slot), static_cast<int4*>(a.recv_x), z.vecs, r, v0, v1, lane);
       if (p == 0) {
         if (lane < a.K) {
           a.recv_token_rows[(jg0 + done + i) * a.K + lane] = row;
           if (row >= 0) a.recv_weights[row] = w;
         }
-        copy_scales(reinterpret_cast<const float*>(slot + z.slot.scale_off), a.recv_scale, z.nscale, r, lane);
+        copy_scales<true>(reinterpret_cast<const float*>(slot + z.slot.scale_off), a.recv_scale, z.nscale, r, lane);
       }
     }
     ptx::bar_sync(bar, G * 32);
