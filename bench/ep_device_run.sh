@@ -41,12 +41,12 @@ node scripts/build.mjs --ts --if-needed >> "$log/build.log" 2>&1
 { nvidia-smi --query-gpu=index,name,memory.total,clocks.max.sm --format=csv; nvidia-smi topo -m; } > "$log/test.log" 2>&1
 
 stamp "tests"
-DSK_REQUIRE_CUDA=1 DSK_EP_TEST_LOG="$log/ep_ranks.log" timeout 240 node node_modules/vitest/vitest.mjs run \
+DSK_REQUIRE_CUDA=1 DSK_EP_TEST_LOG="$log/ep_ranks.log" timeout ${EP_TEST_TIMEOUT_S:-240} node node_modules/vitest/vitest.mjs run \
   test/ep_layout.test.ts test/ep_exchange_cuda.test.ts test/ep_multi_gpu.test.ts >> "$log/test.log" 2>&1
 stamp "tests exit $?"
 
 stamp "bench:ep"
-timeout 240 node dist/bench/ep.js --out "$log/ep.json" > "$log/bench.log" 2>&1
+timeout ${EP_BENCH_TIMEOUT_S:-240} node dist/bench/ep.js --out "$log/ep.json" > "$log/bench.log" 2>&1
 stamp "bench exit $?"
 
 if [ -n "$dep_pid" ]; then
@@ -57,7 +57,7 @@ if [ -n "$dep_pid" ]; then
     stamp "deepep run"
     # The run half of anchors/deepep_bench.sh.
     n=$(python3 -c 'import torch; print(torch.cuda.device_count())')
-    (cd /tmp/dep && PYTHONPATH=/tmp/dep timeout 240 python3 tests/test_intranode.py --num-processes "$n") > "$log/deepep_intranode.log" 2>&1
+    (cd /tmp/dep && PYTHONPATH=/tmp/dep timeout ${DEEPEP_RUN_TIMEOUT_S:-240} python3 tests/test_intranode.py --num-processes "$n") > "$log/deepep_intranode.log" 2>&1
     stamp "deepep exit $?"
     node dist/bench/ep.js --compare "$log/ep.json" "$log/deepep_intranode.log" > "$log/compare.log" 2>&1
     cat "$log/compare.log" >> "$log/bench.log"
