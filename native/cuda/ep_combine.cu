@@ -15,7 +15,8 @@ namespace dsk::cuda {
 namespace {
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
-constexpr int kBatch = 4;  // loads issued together per lane (rows or peers) before accumulating
+constexpr int kBatch = 4;  // rows (or peers) whose loads are issued together per lane
+constexpr int kVec = 2;    // 16-byte vectors per lane and row: kBatch * kVec loads in flight
 
 // 8 bf16 values (one 16-byte vector) as f32.
 __device__ __forceinline__ void bf16x8_to_f32(const int4& v, float* f) {
@@ -33,14 +34,16 @@ __device__ __forceinline__ int4 f32_to_bf16x8(const float* f) {
   return make_int4(static_cast<int>(w[0]), static_cast<int>(w[1]), static_cast<int>(w[2]), static_cast<int>(w[3]));
 }
 
-// acc[0..8) = sum over the rows (k order) of w * y[row][v], f32 multiply then add. Lane k holds row k
-// and its weight; kBatch loads are issued before they are accumulated.
+// acc[u][0..8) = sum over the rows (k order) of w * y[row][v + 32u], f32 multiply then add, for the
+// lane's kVec vectors. Lane k holds row k and its weight; kBatch rows' loads are issued before use.
 __device__ __forceinline__ void weighted_rows(const int4* y, int64_t stride_v, const EpLaneRows& r, float w_mine, int64_t v,
-                                              bool act, float* acc) {
+                                              int64_t v1, float (&acc)[kVec][8]) {
 #pragma unroll
-  for (int j = 0; j < 8; j++) acc[j] = 0.f;
+  for (int u = 0; u < kVec; u++)
+#pragma unroll
+    for (int j = 0; j < 8; j++) acc[u][j] = 0.f;
   for (uint32_t m = r.mask; m;) {
-    int4 buf[kBatch];
+    int4 buf[kBatch][kVec];
     float w[kBatch];
     int nb = 0;
 #pragma unroll
@@ -49,7 +52,9 @@ __device__ __forceinline__ void weighted_rows(const int4* y, int64_t stride_v, c
       const int row = __shfl_sync(0xffffffffu, r.row, l);
       w[i] = __shfl_sync(0xffffffffu, w_mine, l);
       if (m) {
-        if (act) buf[i] = ptx::ld_nc_na_v4(y + int64_t(row) * stride_v + v);
+#pragma unroll
+        for (int u = 0; u < kVec; u++)
+          if (v + 32 * u < v1) buf[i][u] = ptx::ld_nc_na_v4(y + int64_t(row) * stride_v + v + 32 * u);
         nb++;
         m &= m - 1;
       }
@@ -57,10 +62,15 @@ __device__ __forceinline__ void weighted_rows(const int4* y, int64_t stride_v, c
 #pragma unroll
     for (int i = 0; i < kBatch; i++) {
       if (i < nb) {
-        float f[8];
-        bf16x8_to_f32(buf[i], f);
 #pragma unroll
-        for (int j = 0; j < 8; j++) acc[j] = __fadd_rn(acc[j], __fmul_rn(w[i], f[j]));
+        for (int u = 0; u < kVec; u++) {
+          if (v + 32 * u < v1) {
+            float f[8];
+            bf16x8_to_f32(buf[i][u], f);
+#pragma unroll
+            for (int j = 0; j < 8; j++) acc[u][j] = __fadd_rn(acc[u][j], __fmul_rn(w[i], f[j]));
+          }
+        }
       }
     }
   }
@@ -96,11 +106,13 @@ __device__ void combine_send(const EpComm& comm, const EpCombineArgs& a, int c, 
       const EpLaneRows r = ep_lane_rows(row, a.K, lane);
       int4* slot = reinterpret_cast<int4*>(comm.peers[s] + ep_ring_slot(comm.g, me, c, int64_t((tail + i) % Q)));
       const int64_t v0 = vecs * p / P, v1 = vecs * (p + 1) / P;
-      for (int64_t vb = v0; vb < v1; vb += 32) {  // warp-uniform (shuffles inside)
+      for (int64_t vb = v0; vb < v1; vb += 32 * kVec) {  // warp-uniform (shuffles inside)
         const int64_t v = vb + lane;
-        float acc[8];
-        weighted_rows(y, vecs, r, w, v, v < v1, acc);
-        if (v < v1) ptx::st_na_v4(slot + v, f32_to_bf16x8(acc));
+        float acc[kVec][8];
+        weighted_rows(y, vecs, r, w, v, v1, acc);
+#pragma unroll
+        for (int u = 0; u < kVec; u++)
+          if (v + 32 * u < v1) ptx::st_na_v4(slot + v + 32 * u, f32_to_bf16x8(acc[u]));
       }
     }
     ptx::bar_sync(bar, G * 32);
@@ -160,26 +172,27 @@ __device__ void combine_recv(const EpComm& comm, const EpCombineArgs& a, int c, 
       const uint32_t pm = __ballot_sync(0xffffffffu, off >= 0);
       const char* base = comm.peers[me];
       const int64_t v0 = vecs * p / P, v1 = vecs * (p + 1) / P;
-      for (int64_t vb = v0; vb < v1; vb += 32) {  // warp-uniform (shuffles inside)
+      for (int64_t vb = v0; vb < v1; vb += 32 * kVec) {  // warp-uniform (shuffles inside)
         const int64_t v = vb + lane;
-        const bool act = v < v1;
-        float acc[8];
-#pragma unroll
-        for (int j = 0; j < 8; j++) acc[j] = 0.f;
+        float acc[kVec][8];
         if (local) {
-          float part[8];
-          weighted_rows(y, vecs, r, w, v, act, part);
+          weighted_rows(y, vecs, r, w, v, v1, acc);  // 0 + local sum, exactly as the f32 order defines
+        } else {
 #pragma unroll
-          for (int j = 0; j < 8; j++) acc[j] = __fadd_rn(acc[j], part[j]);
+          for (int u = 0; u < kVec; u++)
+#pragma unroll
+            for (int j = 0; j < 8; j++) acc[u][j] = 0.f;
         }
         for (uint32_t m = pm; m;) {
-          int4 buf[kBatch];
+          int4 buf[kBatch][kVec];
           int nb = 0;
 #pragma unroll
           for (int k = 0; k < kBatch; k++) {
             const int64_t o = __shfl_sync(0xffffffffu, off, m ? __ffs(m) - 1 : 0);
             if (m) {
-              if (act) buf[k] = ptx::ld_na_v4(reinterpret_cast<const int4*>(base + o) + v);  // ring slot
+#pragma unroll
+              for (int u = 0; u < kVec; u++)
+                if (v + 32 * u < v1) buf[k][u] = ptx::ld_na_v4(reinterpret_cast<const int4*>(base + o) + v + 32 * u);  // ring slot
               nb++;
               m &= m - 1;
             }
@@ -187,20 +200,27 @@ __device__ void combine_recv(const EpComm& comm, const EpCombineArgs& a, int c, 
 #pragma unroll
           for (int k = 0; k < kBatch; k++) {
             if (k < nb) {
-              float f[8];
-              bf16x8_to_f32(buf[k], f);
 #pragma unroll
-              for (int j = 0; j < 8; j++) acc[j] = __fadd_rn(acc[j], f[j]);
+              for (int u = 0; u < kVec; u++) {
+                if (v + 32 * u < v1) {
+                  float f[8];
+                  bf16x8_to_f32(buf[k][u], f);
+#pragma unroll
+                  for (int j = 0; j < 8; j++) acc[u][j] = __fadd_rn(acc[u][j], f[j]);
+                }
+              }
             }
           }
         }
-        if (act) ptx::st_na_v4(reinterpret_cast<int4*>(a.out) + t * vecs + v, f32_to_bf16x8(acc));
+#pragma unroll
+        for (int u = 0; u < kVec; u++)
+          if (v + 32 * u < v1) ptx::st_na_v4(reinterpret_cast<int4*>(a.out) + t * vecs + v + 32 * u, f32_to_bf16x8(acc[u]));
       }
     }
     __syncthreads();
     consumed += need;
-    if (warp == 0 && lane < W && lane != me && need > 0)
-      ptx::st_release_sys_u64(ep_counter_ptr(comm, lane, comm.g.off_head_in, me, c), head0 + consumed);
+    if (warp == 0 && lane < W && lane != me && need > 0)  // reads done: relaxed, no drain of our writes
+      ptx::st_relaxed_sys_u64(ep_counter_ptr(comm, lane, comm.g.off_head_in, me, c), head0 + consumed);
   }
   if (warp == 0 && lane < W && lane != me)
     *reinterpret_cast<volatile uint64_t*>(ep_counter_ptr(comm, me, comm.g.off_head_own, lane, c)) = head0 + consumed;

@@ -17,9 +17,9 @@
 namespace dsk::cuda {
 
 namespace {
-constexpr int kThreads = 768;
+constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
-constexpr int kUnroll = 4;
+constexpr int kUnroll = 14;  // 16-byte loads in flight per lane: 224 B, 112 KB per SM
 
 struct Sizes {
   int64_t vecs;       // 16-byte vectors of payload per token
@@ -27,11 +27,13 @@ struct Sizes {
   EpSlotLayout slot;
 };
 
-__device__ __forceinline__ int ep_row_for(const EpDispatchArgs& a, const int32_t* row_base, int64_t t, int k, int dest, int Eloc) {
+// Row of routing entry (t, k) on rank `dest`, or -1. Rows on this rank are checked against this rank's
+// recv_x here; a peer checks the rows it receives against its own.
+__device__ __forceinline__ int ep_row_for(const EpDispatchArgs& a, const int32_t* row_base, int64_t t, int k, int dest, int Eloc, int me) {
   const int32_t e = a.idx[t * a.K + k], p = a.pos[t * a.K + k];
   if (e < 0 || e >= a.E || p < 0 || e / Eloc != dest) return -1;
   const int64_t row = int64_t(row_base[e]) + p;
-  return row < a.M ? static_cast<int>(row) : -1;
+  return dest != me || row < a.M ? static_cast<int>(row) : -1;
 }
 
 // fp8 scales of one token (nscale floats) to each of its rows.
@@ -56,7 +58,7 @@ __device__ void dispatch_self(const EpComm& comm, const EpDispatchArgs& a, const
     int row = -1;
     float w = 0.f;
     if (lane < a.K) {
-      row = ep_row_for(a, row_base, t, lane, me, Eloc);
+      row = ep_row_for(a, row_base, t, lane, me, Eloc, me);
       a.recv_token_rows[(jg0 + i) * a.K + lane] = row;
       if (row >= 0) {
         w = a.weights[t * a.K + lane];
@@ -100,7 +102,7 @@ __device__ void dispatch_send(const EpComm& comm, const EpDispatchArgs& a, const
                            reinterpret_cast<int4*>(slot), v0, v1, lane);
       if (p == 0) {
         if (lane < a.K) {
-          const int row = ep_row_for(a, row_base, t, lane, d, Eloc);
+          const int row = ep_row_for(a, row_base, t, lane, d, Eloc, me);
           ptx::st_na_b32(reinterpret_cast<int32_t*>(slot + z.slot.meta_off) + lane, row);
           ptx::st_na_f32(reinterpret_cast<float*>(slot + z.slot.meta_off) + a.K + lane, row >= 0 ? a.weights[t * a.K + lane] : 0.f);
         }
@@ -160,7 +162,9 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
     ptx::bar_sync(bar, G * 32);
     head += n;
     done += n;
-    if (leader) ptx::st_release_sys_u64(head_remote, head);
+    // The slots' reads are done (their values were stored after the barrier): a relaxed store suffices,
+    // and does not wait for this block's writes to recv_x to drain as a release would.
+    if (leader) ptx::st_relaxed_sys_u64(head_remote, head);
   }
   if (leader) *reinterpret_cast<volatile uint64_t*>(head_own) = head;
 }
@@ -174,10 +178,20 @@ __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, E
   z.vecs = z.slot.payload_bytes / 16;
   z.nscale = z.slot.scale_count;
   if (blockIdx.x % 2 == 0) {
-    const int G = kWarps / W, d = warp / G;  // one group per destination, me included
-    if (d >= W) return;
-    if (d == me) dispatch_self(comm, a, z, c, warp % G, G, lane);
-    else dispatch_send(comm, a, z, c, d, 1 + (d < me ? d : d - 1), warp % G, G, lane, &s_flag[d]);
+    // One group per peer, and the rest of the warps write this rank's own rows: a token sent to a peer
+    // is one row of stores, one kept here about K/W rows, so the split follows the expected bytes
+    // (peers weighted 1.5 for their chunk handshakes).
+    const float units = float(a.K) / W + 1.5f * (W - 1);
+    int Gr = W > 1 ? int(1.5f * kWarps / units) : 0;
+    if (Gr < 1 && W > 1) Gr = 1;
+    if ((W - 1) * Gr > kWarps - 1) Gr = (kWarps - 1) / (W - 1);
+    const int Gs = kWarps - (W - 1) * Gr;
+    if (warp < Gs) {
+      dispatch_self(comm, a, z, c, warp, Gs, lane);
+    } else {
+      const int g = (warp - Gs) / Gr, d = g < me ? g : g + 1;
+      dispatch_send(comm, a, z, c, d, 1 + g, (warp - Gs) % Gr, Gr, lane, &s_flag[g]);
+    }
   } else {
     if (W == 1) return;
     const int G = kWarps / (W - 1), g = warp / G;  // one group per source peer
