@@ -45,9 +45,22 @@ DSK_REQUIRE_CUDA=1 DSK_EP_TEST_LOG="$log/ep_ranks.log" timeout ${EP_TEST_TIMEOUT
   test/ep_layout.test.ts test/ep_exchange_cuda.test.ts test/ep_multi_gpu.test.ts >> "$log/test.log" 2>&1
 stamp "tests exit $?"
 
+if [ "${EP_ALSO_NO_TMA:-0}" = 1 ]; then
+  stamp "tests with DSK_EP_TMA=0 (register copies)"
+  echo "=== DSK_EP_TMA=0" >> "$log/test.log"
+  DSK_EP_TMA=0 DSK_REQUIRE_CUDA=1 timeout ${EP_TEST_TIMEOUT_S:-240} node node_modules/vitest/vitest.mjs run \
+    test/ep_exchange_cuda.test.ts test/ep_multi_gpu.test.ts >> "$log/test.log" 2>&1
+  stamp "tests (DSK_EP_TMA=0) exit $?"
+fi
+
 stamp "bench:ep"
 timeout ${EP_BENCH_TIMEOUT_S:-240} node dist/bench/ep.js --out "$log/ep.json" > "$log/bench.log" 2>&1
 stamp "bench exit $?"
+if [ "${EP_ALSO_NO_TMA:-0}" = 1 ]; then
+  echo "=== DSK_EP_TMA=0 (register copies)" >> "$log/bench.log"
+  DSK_EP_TMA=0 timeout ${EP_BENCH_TIMEOUT_S:-240} node dist/bench/ep.js --out /tmp/ep_notma.json >> "$log/bench.log" 2>&1
+  stamp "bench (DSK_EP_TMA=0) exit $?"
+fi
 
 if [ -n "$dep_pid" ]; then
   for _ in $(seq 1 ${DEEPEP_WAIT_S:-240}); do kill -0 "$dep_pid" 2>/dev/null || break; sleep 1; done

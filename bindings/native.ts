@@ -76,6 +76,7 @@ export interface NativeOps {
   epTimerDestroy(id: number): void;
   epPeerCopy(peerRank: number, bytes: number, iters: number): void;
   epBusy(out: TensorLike, iters: number): void;
+  epGate(device: number, us: number, onComm: boolean): void;
 }
 
 export type Native = NativeCore & NativeOps;

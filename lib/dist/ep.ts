@@ -403,6 +403,9 @@ export function combine(y: Tensor, handle: EpHandle, options?: CombineOptions): 
 
 // ---- tuning ----
 
+// The comm stream is held this long before a timed batch, longer than the host needs to queue it.
+const TUNE_GATE_US = 20_000;
+
 export interface TuneResult {
   dispatch: number;
   combine: number;
@@ -434,12 +437,16 @@ export async function tune(x: Tensor | Fp8Tokens, indices: Tensor, weights: Tens
     for (const ch of cands) {
       for (let i = 0; i < 2; i++) disposeResult(await dispatch(x, h, { chunk: ch }), { handle: true });
       await allGather(0);
+      timer.gate(TUNE_GATE_US);
+      disposeResult(await dispatch(x, h, { chunk: ch }), { handle: true });
       timer.start();
       for (let i = 0; i < iters; i++) disposeResult(await dispatch(x, h, { chunk: ch }), { handle: true });
       const ms = (await timer.stop()) / iters;
       dTimes[ch] = Math.max(...(await allGather(ms)));
       for (let i = 0; i < 2; i++) (await combine(y, h, { chunk: ch })).dispose();
       await allGather(0);
+      timer.gate(TUNE_GATE_US);
+      (await combine(y, h, { chunk: ch })).dispose();
       timer.start();
       for (let i = 0; i < iters; i++) (await combine(y, h, { chunk: ch })).dispose();
       const cms = (await timer.stop()) / iters;
@@ -470,6 +477,12 @@ export function disposeResult(r: DispatchResult, options: { handle?: boolean } =
 // ---- timing (benchmarks) ----
 
 export interface CommTimer {
+  /**
+   * Holds the comm stream for `us` microseconds: the calls queued meanwhile then run back to back, so a
+   * timing measures the GPU, not the host's enqueue rate. Queue one call after the gate and before
+   * start(): it absorbs the ranks' skew (every rank waits for the slowest in it).
+   */
+  gate(us: number): void;
   /** Records the start on the comm stream. */
   start(): void;
   /** Records the end and resolves with the ms in between. */
@@ -482,6 +495,7 @@ export function createTimer(device: number): CommTimer {
   const n = getNative();
   const a = n.epTimerCreate(device), b = n.epTimerCreate(device);
   return {
+    gate: (us: number) => n.epGate(device, us, true),
     start: () => n.epTimerRecord(a, true),
     stop: async () => {
       n.epTimerRecord(b, true);

@@ -6,6 +6,7 @@
 // peers' here. Exchange kernels run on the device's comm stream: each op first makes the comm stream
 // wait for the compute stream (its inputs), and unless the caller asks for an asynchronous op, makes the
 // compute stream wait for the comm stream afterwards (its outputs).
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -93,6 +94,12 @@ class CommFence : public Fence {
   cudaEvent_t ev_ = nullptr;
   std::string op_;
 };
+
+// Row copies through the bulk-copy engine on sm_90+, unless DSK_EP_TMA=0 (then registers, as on sm_80).
+bool ep_tma_enabled() {
+  const char* v = std::getenv("DSK_EP_TMA");
+  return !(v && v[0] == '0');
+}
 
 // Timing events for the benchmark, by id.
 struct Timer {
@@ -519,6 +526,7 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   da.H = H;
   da.M = M;
   da.fp8 = fp8;
+  da.tma = d.info().cc_major >= 9 && ep_tma_enabled();
   da.x = x.data();
   da.x_scale = xs ? xs->ptr<float>() : nullptr;
   da.weights = w.ptr<float>();
@@ -716,6 +724,23 @@ static Napi::Value ep_peer_copy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// epGate(device, us, onComm): holds the comm (or compute) stream for `us` microseconds.
+static Napi::Value ep_gate(const Napi::CallbackInfo& info) {
+  OpArgs a(info, "ep.gate", 3);
+  const int dev = a.device(0, "device");
+  const double us = a.number(1, "us");
+  const bool on_comm = a.boolean(2, "onComm");
+  if (dev < 0 || !(us >= 0) || us > 1e7) a.fail_range("needs a cuda device and 0 <= us <= 1e7");
+#if DSK_WITH_CUDA
+  CudaDevice& d = CudaDevice::get(dev, a.op());
+  CudaDeviceGuard guard(dev);
+  cuda::ep_gate(static_cast<uint64_t>(us * 1000), on_comm ? d.comm_stream(a.op()) : d.stream());
+  d.check_launch(a.op());
+#endif
+  (void)on_comm;
+  return info.Env().Undefined();
+}
+
 // epBusy(out f32 [blocks], iters): a compute-bound kernel on the compute stream, one block per element.
 static Napi::Value ep_busy(const Napi::CallbackInfo& info) {
   OpArgs a(info, "ep.busy", 2);
@@ -745,6 +770,7 @@ DSK_EXPORTS(ep_exports) {
   def(env, exports, "epTimerDestroy", ep_timer_destroy);
   def(env, exports, "epPeerCopy", ep_peer_copy);
   def(env, exports, "epBusy", ep_busy);
+  def(env, exports, "epGate", ep_gate);
 }
 
 }  // namespace dsk::addon

@@ -41,6 +41,7 @@ struct EpDispatchArgs {
   int C = 1, chunk = 8, K = 1, E = 1;
   int64_t T = 0, H = 0, M = 0;  // M: rows of recv_x (rows outside it are dropped, never written)
   bool fp8 = false;
+  bool tma = false;                 // copy rows with the bulk-copy engine (sm_90 and later)
   const void* x = nullptr;          // [T, H] bf16 or fp8
   const float* x_scale = nullptr;   // [T, H/128] (fp8)
   const float* weights = nullptr;   // [T, K]
@@ -77,5 +78,8 @@ void ep_combine(const EpComm& comm, const EpCombineArgs& a, Stream s);
 // Benchmark helpers: a compute-bound kernel on `blocks` blocks for about `iters` FMA rounds (an
 // overlap partner for the exchange), writing one value per block to out.
 void ep_busy(int blocks, int iters, float* out, Stream s);
+// Holds the stream for `ns` ns on one SM: work queued behind it then runs back to back, so timings
+// measure the GPU and not the host's enqueue rate.
+void ep_gate(uint64_t ns, Stream s);
 
 }  // namespace dsk::cuda

@@ -1,5 +1,6 @@
 // A compute-bound kernel for the overlap benchmark: the work a GEMM would give the SMs that the
 // exchange kernels leave free, without depending on the GEMM ops.
+#include "../../ptx/timer.h"
 #include "common.cuh"
 #include "ep.h"
 
@@ -20,7 +21,15 @@ __global__ void ep_busy_kernel(int iters, float* out) {
   float v = c0 + c1 + c2 + c3;
   if (threadIdx.x == 0) out[blockIdx.x] = v;
 }
+// Holds its stream for `ns` nanoseconds (one thread), so that the host can queue work behind it.
+__global__ void ep_gate_kernel(uint64_t ns) {
+  const uint64_t t0 = ptx::globaltimer_ns();
+  while (ptx::globaltimer_ns() - t0 < ns) {
+  }
+}
 }  // namespace
+
+void ep_gate(uint64_t ns, Stream s) { ep_gate_kernel<<<1, 1, 0, to_cuda(s)>>>(ns); }
 
 void ep_busy(int blocks, int iters, float* out, Stream s) {
   if (blocks > 0) ep_busy_kernel<<<blocks, 256, 0, to_cuda(s)>>>(iters, out);

@@ -12,6 +12,8 @@
 //             the leader publishes how far it has read (head) back in s's buffer.
 // Tokens of a chunk are split into pieces so that every warp of a group has work even for small chunks.
 // Every wait is bounded (EpComm::timeout_ns) and watches the abort word, so a dead peer yields an error.
+#include "../../ptx/bulk_copy.h"
+#include "../../ptx/mbar_tx.h"
 #include "ep_common.cuh"
 
 namespace dsk::cuda {
@@ -20,6 +22,33 @@ namespace {
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 constexpr int kUnroll = 14;  // 16-byte loads in flight per lane: 224 B, 112 KB per SM
+
+constexpr int kTmaBuf = 7168;  // bytes of each warp's staging buffer for bulk copies (sm_90)
+
+// A warp's bulk-copy state: its shared-memory buffer, its mbarrier and the mbarrier's phase.
+struct WarpTma {
+  uint32_t buf = 0, mbar = 0, phase = 0;
+};
+
+// `bytes` at src (global) to every row of dst (dst + row * stride + off), through the warp's buffer:
+// lane 0 loads with the copy engine, waits for the bytes, and issues one bulk store per row. The next
+// load into the buffer first waits until these stores have read it.
+__device__ __forceinline__ void tma_rows(WarpTma& w, const void* src, uint32_t bytes, char* dst, int64_t stride, int64_t off,
+                                         const EpLaneRows& r, int lane) {
+  if (lane == 0) {
+    ptx::bulk_wait_read0();
+    ptx::mbar_arrive_expect_tx(w.mbar, bytes);
+    ptx::bulk_load_1d(w.buf, src, bytes, w.mbar);
+    ptx::mbar_wait(w.mbar, w.phase);
+  }
+  w.phase ^= 1;
+  for (uint32_t m = r.mask; m; m &= m - 1) {
+    const int row = __shfl_sync(0xffffffffu, r.row, __ffs(m) - 1);
+    if (lane == 0) ptx::bulk_store_1d(dst + int64_t(row) * stride + off, w.buf, bytes);
+  }
+  if (lane == 0) ptx::bulk_commit();
+  __syncwarp();
+}
 
 struct Sizes {
   int64_t vecs;       // 16-byte vectors of payload per token
@@ -46,29 +75,38 @@ __device__ __forceinline__ void copy_scales(const float* src, float* dst, int64_
   }
 }
 
-__device__ void dispatch_self(const EpComm& comm, const EpDispatchArgs& a, const Sizes& z, int c, int wig, int G, int lane) {
+template <bool kTma>
+__device__ void dispatch_self(const EpComm& comm, const EpDispatchArgs& a, const Sizes& z, int c, int wig, int G, int lane, WarpTma& tw) {
   const int W = comm.world, me = comm.rank, C = a.C, Eloc = a.E / W;
   const EpPlanLayout L = ep_plan_layout(a.E, W, C);
   const int32_t js = a.plan[L.send_start + me * (C + 1) + c];
   const int32_t N = a.plan[L.send_start + me * (C + 1) + c + 1] - js;
   const int64_t jg0 = int64_t(a.plan[L.recv_offset + me]) + js;
   const int32_t* row_base = a.plan + L.row_base;
-  for (int32_t i = wig; i < N; i += G) {
+  const int64_t pb = z.slot.payload_bytes;
+  const int Pt = kTma ? static_cast<int>((pb + kTmaBuf - 1) / kTmaBuf) : 1;  // pieces of a token
+  for (int32_t u = wig; u < N * Pt; u += G) {
+    const int32_t i = u / Pt;
+    const int p = u % Pt;
     const int64_t t = a.send_list[int64_t(me) * a.T + js + i];
     int row = -1;
-    float w = 0.f;
     if (lane < a.K) {
       row = ep_row_for(a, row_base, t, lane, me, Eloc, me);
-      a.recv_token_rows[(jg0 + i) * a.K + lane] = row;
-      if (row >= 0) {
-        w = a.weights[t * a.K + lane];
-        a.recv_weights[row] = w;
+      if (p == 0) {
+        a.recv_token_rows[(jg0 + i) * a.K + lane] = row;
+        if (row >= 0) a.recv_weights[row] = a.weights[t * a.K + lane];
       }
     }
     const EpLaneRows r = ep_lane_rows(row, a.K, lane);
-    ep_copy_rows<kUnroll, false>(reinterpret_cast<const int4*>(static_cast<const char*>(a.x) + t * z.slot.payload_bytes),
-                                 static_cast<int4*>(a.recv_x), z.vecs, r, 0, z.vecs, lane);
-    copy_scales<false>(a.x_scale + t * z.nscale, a.recv_scale, z.nscale, r, lane);
+    const char* src = static_cast<const char*>(a.x) + t * pb;
+    if (kTma) {
+      const int64_t off = int64_t(p) * kTmaBuf;
+      const uint32_t bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
+      tma_rows(tw, src + off, bytes, static_cast<char*>(a.recv_x), pb, off, r, lane);
+    } else {
+      ep_copy_rows<kUnroll, false>(reinterpret_cast<const int4*>(src), static_cast<int4*>(a.recv_x), z.vecs, r, 0, z.vecs, lane);
+    }
+    if (p == 0) copy_scales<false>(a.x_scale + t * z.nscale, a.recv_scale, z.nscale, r, lane);
   }
 }
 
@@ -117,8 +155,9 @@ __device__ void dispatch_send(const EpComm& comm, const EpDispatchArgs& a, const
   if (leader) *reinterpret_cast<volatile uint64_t*>(tail_own) = tail;
 }
 
+template <bool kTma>
 __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const Sizes& z, int c, int s, int bar, int wig, int G,
-                              int lane, volatile int* s_flag, volatile int* s_avail) {
+                              int lane, volatile int* s_flag, volatile int* s_avail, WarpTma& tw) {
   const int W = comm.world, me = comm.rank, C = a.C, Q = comm.g.slots;
   const EpPlanLayout L = ep_plan_layout(a.E, W, C);
   const int32_t N = a.plan[L.recv_count + s * C + c];
@@ -137,7 +176,8 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
     ptx::bar_sync(bar, G * 32);
     if (*s_flag) return;
     const int n = *s_avail;
-    const int P = ep_pieces(n, G, z.vecs);
+    const int64_t pb = z.slot.payload_bytes;
+    const int P = kTma ? static_cast<int>((pb + kTmaBuf - 1) / kTmaBuf) : ep_pieces(n, G, z.vecs);
     for (int u = wig; u < n * P; u += G) {
       const int i = u / P, p = u % P;
       const char* slot = comm.peers[me] + ep_ring_slot(comm.g, s, c, int64_t((head + i) % Q));
@@ -149,8 +189,14 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
         w = ptx::ld_na_f32(reinterpret_cast<const float*>(slot + z.slot.meta_off) + a.K + lane);
       }
       const EpLaneRows r = ep_lane_rows(row, a.K, lane);
-      const int64_t v0 = z.vecs * p / P, v1 = z.vecs * (p + 1) / P;
-      ep_copy_rows<kUnroll, true>(reinterpret_cast<const int4*>(slot), static_cast<int4*>(a.recv_x), z.vecs, r, v0, v1, lane);
+      if (kTma) {
+        const int64_t off = int64_t(p) * kTmaBuf;
+        const uint32_t bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
+        tma_rows(tw, slot + off, bytes, static_cast<char*>(a.recv_x), pb, off, r, lane);
+      } else {
+        const int64_t v0 = z.vecs * p / P, v1 = z.vecs * (p + 1) / P;
+        ep_copy_rows<kUnroll, true>(reinterpret_cast<const int4*>(slot), static_cast<int4*>(a.recv_x), z.vecs, r, v0, v1, lane);
+      }
       if (p == 0) {
         if (lane < a.K) {
           a.recv_token_rows[(jg0 + done + i) * a.K + lane] = row;
@@ -169,10 +215,22 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
   if (leader) *reinterpret_cast<volatile uint64_t*>(head_own) = head;
 }
 
+template <bool kTma>
 __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, EpDispatchArgs a) {
   __shared__ int s_flag[kEpMaxWorld], s_avail[kEpMaxWorld];
+  extern __shared__ __align__(128) char dsm[];  // kTma: kWarps buffers of kTmaBuf bytes, then kWarps mbarriers
   const int W = comm.world, me = comm.rank;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, c = blockIdx.x / 2;
+  WarpTma tw;
+  if (kTma) {
+    tw.buf = static_cast<uint32_t>(__cvta_generic_to_shared(dsm + warp * kTmaBuf));
+    tw.mbar = static_cast<uint32_t>(__cvta_generic_to_shared(dsm + kWarps * kTmaBuf + warp * 8));
+    if (lane == 0) {
+      ptx::mbar_init(tw.mbar, 1);
+      ptx::mbar_init_fence();
+    }
+    __syncwarp();
+  }
   Sizes z;
   z.slot = ep_dispatch_slot(a.H, a.fp8, a.K);
   z.vecs = z.slot.payload_bytes / 16;
@@ -187,23 +245,33 @@ __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, E
     if ((W - 1) * Gr > kWarps - 1) Gr = (kWarps - 1) / (W - 1);
     const int Gs = kWarps - (W - 1) * Gr;
     if (warp < Gs) {
-      dispatch_self(comm, a, z, c, warp, Gs, lane);
+      dispatch_self<kTma>(comm, a, z, c, warp, Gs, lane, tw);
     } else {
       const int g = (warp - Gs) / Gr, d = g < me ? g : g + 1;
       dispatch_send(comm, a, z, c, d, 1 + g, (warp - Gs) % Gr, Gr, lane, &s_flag[g]);
     }
-  } else {
-    if (W == 1) return;
+  } else if (W > 1) {
     const int G = kWarps / (W - 1), g = warp / G;  // one group per source peer
-    if (g >= W - 1) return;
-    const int s = g < me ? g : g + 1;
-    dispatch_recv(comm, a, z, c, s, 1 + g, warp % G, G, lane, &s_flag[g], &s_avail[g]);
+    if (g < W - 1) {
+      const int s = g < me ? g : g + 1;
+      dispatch_recv<kTma>(comm, a, z, c, s, 1 + g, warp % G, G, lane, &s_flag[g], &s_avail[g], tw);
+    }
   }
+  if (kTma && lane == 0) ptx::bulk_wait0();  // the rows are written before the kernel ends
 }
 }  // namespace
 
 void ep_dispatch(const EpComm& comm, const EpDispatchArgs& a, Stream s) {
-  ep_dispatch_kernel<<<2 * a.C, kThreads, 0, to_cuda(s)>>>(comm, a);
+  if (a.tma) {
+    const int smem = kWarps * kTmaBuf + kWarps * 8;
+    static bool configured = [&] {
+      return cudaFuncSetAttribute(ep_dispatch_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess;
+    }();
+    (void)configured;
+    ep_dispatch_kernel<true><<<2 * a.C, kThreads, smem, to_cuda(s)>>>(comm, a);
+  } else {
+    ep_dispatch_kernel<false><<<2 * a.C, kThreads, 0, to_cuda(s)>>>(comm, a);
+  }
 }
 
 }  // namespace dsk::cuda
