@@ -195,7 +195,7 @@ async function rankMain(a: Args): Promise<void> {
     const base = await dsk.ep.dispatch(xq, idx, w);
     const h = base.handle;
     const smCount = dsk.devices().find((d) => d.id === device)?.smCount ?? 132;
-    const out = dsk.empty([(smCount - sms) * 8], { device });
+    const out = dsk.empty([smCount - sms], { device });  // one block per SM the exchange leaves free
     const ta = n.epTimerCreate(dev), tb = n.epTimerCreate(dev);
     const onCompute = async (fn: () => Promise<void>) => {
       await dsk.dist.barrier();
@@ -208,7 +208,7 @@ async function rankMain(a: Args): Promise<void> {
     };
     // Each pattern repeated R times back to back, so rank skew and launch gaps wash out.
     const R = 10;
-    let iters = 2000;
+    let iters = 500;
     const busyMs0 = await onCompute(async () => n.epBusy(out, iters));
     const dMs = bySms[0].dispatchFp8.us / 1e3;
     iters = Math.max(1, Math.round((iters * dMs) / Math.max(busyMs0, 1e-3)));

@@ -422,7 +422,7 @@ export interface TuneResult {
 export async function tune(x: Tensor | Fp8Tokens, indices: Tensor, weights: Tensor, options: { numExperts?: number; candidates?: number[]; iters?: number } = {}): Promise<TuneResult> {
   const s = epState('ep.tune');
   const { allGather } = await import('./group');
-  const cands = (options.candidates ?? [4, 8, 12, 16, 24, 32]).filter((v) => v >= 1 && v <= s.slots / 2);
+  const cands = (options.candidates ?? [4, 8, 12, 16, 24, 32, 48, 64]).filter((v) => v >= 1 && v <= s.slots / 2);
   const iters = options.iters ?? 10;
   const first = await dispatch(x, indices, weights, { numExperts: options.numExperts });
   const h = first.handle;

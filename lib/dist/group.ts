@@ -21,7 +21,7 @@ export interface EpBufferOptions {
   numExperts?: number;
   /** Largest number of experts (default max(1024, numExperts)). */
   maxExperts?: number;
-  /** Slots of each ring (one ring per peer and channel; default 64). */
+  /** Slots of each ring (one ring per peer and channel; default 128 up to 4 ranks, else 64). */
   slots?: number;
   /** Most SMs an ep op may use (2 per channel; default 48). */
   maxSMs?: number;
@@ -127,7 +127,8 @@ async function doInit(o: InitOptions): Promise<void> {
     const maxTopk = positive(epo.maxTopk ?? 16, 'ep.maxTopk');
     const numExperts = epo.numExperts === undefined ? undefined : positive(epo.numExperts, 'ep.numExperts');
     const maxExperts = positive(epo.maxExperts ?? Math.max(1024, numExperts ?? 0), 'ep.maxExperts');
-    const slots = positive(epo.slots ?? 64, 'ep.slots');
+    // Deeper rings where there are few peers (the buffer grows with peers x slots).
+    const slots = positive(epo.slots ?? (worldSize <= 4 ? 128 : 64), 'ep.slots');
     const maxSMs = positive(epo.maxSMs ?? 48, 'ep.maxSMs');
     // A ring slot holds a bf16 token (or an fp8 token and its scales) and its routing (row, weight per k).
     const slotBytes = Math.max(maxHidden * 2 + 16, maxHidden + Math.ceil(maxHidden / 128) * 4 + 32) + maxTopk * 8;

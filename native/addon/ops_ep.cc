@@ -516,7 +516,6 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   CudaDeviceGuard guard(dev.index);
   d.comm_after_compute(a.op());
   auto cs = d.comm_stream(a.op());
-  cuda::ep_fill_m_indices(plan.ptr<int32_t>(), E, W, C, M, mi.ptr<int32_t>(), cs);
   cuda::EpDispatchArgs da;
   da.C = C;
   da.chunk = chunk;
@@ -538,6 +537,7 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   da.recv_scale = rs ? rs->ptr<float>() : nullptr;
   da.recv_weights = rw.ptr<float>();
   da.recv_token_rows = rtr.ptr<int32_t>();
+  da.m_indices = mi.ptr<int32_t>();
   cuda::ep_dispatch(comm_of(G, d), da, cs);
   d.check_launch(a.op());
   if (join) d.compute_after_comm(a.op());

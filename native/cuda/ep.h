@@ -34,9 +34,6 @@ void ep_notify(const EpComm& comm, uint32_t epoch, int E, int K, int64_t H, bool
                const int32_t* tokens_per_expert, const int32_t* tokens_per_rank, const int32_t* send_list, int32_t* plan,
                int32_t* summary, Stream s);
 
-// m_indices[M]: local expert of each received row, -1 for the padding of each segment.
-void ep_fill_m_indices(const int32_t* plan, int E, int W, int C, int64_t M, int32_t* m_indices, Stream s);
-
 struct EpDispatchArgs {
   int C = 1, chunk = 8, K = 1, E = 1;
   int64_t T = 0, H = 0, M = 0;  // M: rows of recv_x (rows outside it are dropped, never written)
@@ -53,6 +50,7 @@ struct EpDispatchArgs {
   float* recv_scale = nullptr;      // [M, H/128] (fp8)
   float* recv_weights = nullptr;    // [M]
   int32_t* recv_token_rows = nullptr;  // [R, K]
+  int32_t* m_indices = nullptr;        // [M], filled by the kernel when given
 };
 // Warp-specialized dispatch on 2*C blocks: block 2c sends channel c (one warp group per destination;
 // to itself it writes rows directly), block 2c+1 receives it (one warp group per source).
@@ -75,8 +73,9 @@ struct EpCombineArgs {
 // channel c, its local rows (f32) then the partial sums of the other ranks (ascending) and writes bf16.
 void ep_combine(const EpComm& comm, const EpCombineArgs& a, Stream s);
 
-// Benchmark helpers: a compute-bound kernel on `blocks` blocks for about `iters` FMA rounds (an
-// overlap partner for the exchange), writing one value per block to out.
+// Benchmark helpers: a compute-bound kernel of `blocks` blocks that each hold a whole SM (1024 threads and
+// most of its shared memory, like a persistent GEMM sized to the SMs the exchange leaves free), for
+// about `iters` FMA rounds, writing one value per block to out.
 void ep_busy(int blocks, int iters, float* out, Stream s);
 // Holds the stream for `ns` ns on one SM: work queued behind it then runs back to back, so timings
 // measure the GPU and not the host's enqueue rate.

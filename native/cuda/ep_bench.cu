@@ -32,7 +32,10 @@ __global__ void ep_gate_kernel(uint64_t ns) {
 void ep_gate(uint64_t ns, Stream s) { ep_gate_kernel<<<1, 1, 0, to_cuda(s)>>>(ns); }
 
 void ep_busy(int blocks, int iters, float* out, Stream s) {
-  if (blocks > 0) ep_busy_kernel<<<blocks, 256, 0, to_cuda(s)>>>(iters, out);
+  constexpr int kSmem = 160 * 1024;  // more than half an SM's shared memory: one block per SM
+  static const bool configured =
+      cudaFuncSetAttribute(ep_busy_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem) == cudaSuccess;
+  if (blocks > 0) ep_busy_kernel<<<blocks, 1024, configured ? kSmem : 0, to_cuda(s)>>>(iters, out);
 }
 
 }  // namespace dsk::cuda

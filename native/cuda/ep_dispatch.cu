@@ -231,6 +231,19 @@ __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, E
     }
     __syncwarp();
   }
+  if (a.m_indices) {  // every block fills a stride of mIndices first (a few hundred KB at most)
+    const EpPlanLayout L = ep_plan_layout(a.E, W, a.C);
+    const int Eloc = a.E / W;
+    const int32_t* seg = a.plan + L.seg_start;
+    for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < a.M; r += int64_t(gridDim.x) * blockDim.x) {
+      int lo = 0, hi = Eloc;  // the last segment starting at or before r (empty ones share a start)
+      while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (seg[mid] <= r) lo = mid; else hi = mid;
+      }
+      a.m_indices[r] = r - seg[lo] < a.plan[L.seg_count + lo] ? lo : -1;
+    }
+  }
   Sizes z;
   z.slot = ep_dispatch_slot(a.H, a.fp8, a.K);
   z.vecs = z.slot.payload_bytes / 16;
@@ -238,9 +251,11 @@ __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, E
   if (blockIdx.x % 2 == 0) {
     // One group per peer, and the rest of the warps write this rank's own rows: a token sent to a peer
     // is one row of stores, one kept here about K/W rows, so the split follows the expected bytes
-    // (peers weighted 1.5 for their chunk handshakes).
-    const float units = float(a.K) / W + 1.5f * (W - 1);
-    int Gr = W > 1 ? int(1.5f * kWarps / units) : 0;
+    // (peers weighted more for their chunk handshakes).
+    // With bulk copies the own rows cost the warps far less (half weight), and peers weigh 2.
+    const float wself = kTma ? 0.5f : 1.f, wpeer = kTma ? 2.f : 1.5f;
+    const float units = wself * float(a.K) / W + wpeer * (W - 1);
+    int Gr = W > 1 ? int(wpeer * kWarps / units) : 0;
     if (Gr < 1 && W > 1) Gr = 1;
     if ((W - 1) * Gr > kWarps - 1) Gr = (kWarps - 1) / (W - 1);
     const int Gs = kWarps - (W - 1) * Gr;

@@ -144,19 +144,6 @@ __global__ void __launch_bounds__(kThreads) ep_notify_kernel(EpComm comm, uint32
   }
 }
 
-__global__ void ep_fill_m_indices_kernel(const int32_t* plan, int E, int W, int C, int64_t M, int32_t* m_indices) {
-  const EpPlanLayout L = ep_plan_layout(E, W, C);
-  const int Eloc = E / W;
-  const int32_t* seg = plan + L.seg_start;
-  DSK_GRID_STRIDE(r, M) {
-    int lo = 0, hi = Eloc;  // the last segment starting at or before r (empty ones share a start)
-    while (hi - lo > 1) {
-      int mid = (lo + hi) / 2;
-      if (seg[mid] <= r) lo = mid; else hi = mid;
-    }
-    m_indices[r] = r - seg[lo] < plan[L.seg_count + lo] ? lo : -1;
-  }
-}
 }  // namespace
 
 void ep_notify(const EpComm& comm, uint32_t epoch, int E, int K, int64_t H, bool fp8, int C, int64_t T,
@@ -165,11 +152,6 @@ void ep_notify(const EpComm& comm, uint32_t epoch, int E, int K, int64_t H, bool
   const size_t smem = (size_t(comm.world) * C + 2 * E + comm.world) * 4;
   ep_notify_kernel<<<1, kThreads, smem, to_cuda(s)>>>(comm, epoch, E, K, H, fp8 ? 1 : 0, C, T, tokens_per_expert, tokens_per_rank,
                                                      send_list, plan, summary);
-}
-
-void ep_fill_m_indices(const int32_t* plan, int E, int W, int C, int64_t M, int32_t* m_indices, Stream s) {
-  if (M == 0) return;
-  ep_fill_m_indices_kernel<<<grid_for(M, 256), 256, 0, to_cuda(s)>>>(plan, E, W, C, M, m_indices);
 }
 
 }  // namespace dsk::cuda
