@@ -51,6 +51,14 @@ export interface NativeCore {
 export interface NativeOps {
   // ops_layers.cc
   embedding(ids: TensorLike, table: TensorLike, out: TensorLike): void;
+
+  // ops_fp8_gemm.cc
+  fp8Gemm(a: TensorLike, aScale: TensorLike, b: TensorLike, bScale: TensorLike, out: TensorLike): void;
+  fp8GroupedGemmContiguous(a: TensorLike, aScale: TensorLike, b: TensorLike, bScale: TensorLike, mIndices: TensorLike, out: TensorLike): void;
+  fp8GroupedGemmMasked(a: TensorLike, aScale: TensorLike, b: TensorLike, bScale: TensorLike, maskedM: TensorLike, out: TensorLike): void;
+  fp8GemmConfigs(): string[];
+  fp8GemmForceConfig(name: string): void;
+  fp8GemmChoice(device: number, kind: 0 | 1 | 2, m: number, n: number, k: number, groups: number): string;
 }
 
 export type Native = NativeCore & NativeOps;
