@@ -237,7 +237,7 @@ std::string fp8_gemm_choice(const Fp8GemmProblem& p, const GpuTraits& gpu) {
   if (forced == "portable") return forced;
   if (gpu.cc_major == 9 && gpu.cc_minor == 0 && sm90::supports(p)) {
     int cfg = forced.empty() ? sm90::pick_config(p, gpu.sm_count) : sm90::config_index(forced);
-    if (cfg >= 0) return sm90::config_names()[cfg];
+    if (cfg >= 0) return sm90::config_names()[sm90::resolve_config(p, cfg)];
   }
   return "portable";
 }

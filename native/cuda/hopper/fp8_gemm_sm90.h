@@ -16,6 +16,8 @@ const std::vector<std::string>& config_names();
 int config_index(const std::string& name);  // -1 when unknown
 // The configuration the heuristic picks for this problem on a GPU with `sm_count` SMs.
 int pick_config(const Fp8GemmProblem& p, int sm_count);
+// The configuration actually run for `cfg` on this problem (grouped layouts turn a .mcB pair into .mcA).
+int resolve_config(const Fp8GemmProblem& p, int cfg);
 // Enqueues configuration `cfg` on `stream` (device `device` is current).
 void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_t stream);
 

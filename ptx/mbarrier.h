@@ -1,0 +1,58 @@
+// mbarrier: the shared-memory transaction barriers that pair TMA producers with WGMMA consumers (sm_90).
+#pragma once
+#include "common.h"
+
+namespace dsk::ptx {
+
+// Every function takes the barrier's shared-memory address (ptx::smem_addr of a uint64_t in smem).
+
+// mbarrier.init.shared::cta.b64 [bar], count;
+__device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+
+// fence.mbarrier_init.release.cluster;  (makes the inits visible to the cluster, e.g. to multicast TMA)
+__device__ __forceinline__ void fence_mbarrier_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+
+// mbarrier.arrive.shared::cta.b64 _, [bar];
+__device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+
+// mapa.shared::cluster.u32 remote, bar, cta;  mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];
+// Arrives on the barrier at the same offset in CTA `cta` of the cluster.
+__device__ __forceinline__ void mbarrier_arrive_cluster(uint32_t bar, uint32_t cta) {
+  asm volatile(
+      "{\n\t.reg .b32 remote;\n\t"
+      "mapa.shared::cluster.u32 remote, %0, %1;\n\t"
+      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n\t}" ::"r"(bar),
+      "r"(cta)
+      : "memory");
+}
+
+// mbarrier.arrive.expect_tx.shared::cta.b64 _, [bar], bytes;  (arrive, and expect `bytes` of TMA traffic)
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+// mbarrier.try_wait.parity.shared::cta.b64 p, [bar], parity;  -> whether the phase of that parity completed.
+__device__ __forceinline__ bool mbarrier_try_wait_parity(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{\n\t.reg .pred p;\n\t"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+      "selp.u32 %0, 1, 0, p;\n\t}"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
+// Spins on try_wait.parity (each try suspends the thread for a while in hardware). 2^28 failed tries
+// (minutes) mean a pipeline bug: trap, so the launch fails with an error instead of hanging the device.
+__device__ __forceinline__ void mbarrier_wait_parity(uint32_t bar, uint32_t parity) {
+  for (uint32_t spins = 0; !mbarrier_try_wait_parity(bar, parity);)
+    if (++spins == (1u << 28)) __trap();
+}
+
+}  // namespace dsk::ptx
