@@ -59,6 +59,13 @@ export interface NativeOps {
   fp8GemmConfigs(): string[];
   fp8GemmForceConfig(name: string): void;
   fp8GemmChoice(device: number, kind: 0 | 1 | 2, m: number, n: number, k: number, groups: number): string;
+
+  // bench_fp8_gemm.cc (CUDA builds only; benchmarks, not ops)
+  benchGraphBegin?(device: number): void;
+  benchGraphEnd?(device: number): unknown;
+  benchGraphReplay?(graph: unknown, replays: number): number[];
+  benchCublasLtStatus?(): string;
+  benchCublasLtFp8Gemm?(a: TensorLike, aScaleT: TensorLike, b: TensorLike, bScale: TensorLike, out: TensorLike): void;
 }
 
 export type Native = NativeCore & NativeOps;

@@ -48,11 +48,19 @@ __device__ __forceinline__ bool mbarrier_try_wait_parity(uint32_t bar, uint32_t 
   return done != 0;
 }
 
-// Spins on try_wait.parity (each try suspends the thread for a while in hardware). 2^28 failed tries
-// (minutes) mean a pipeline bug: trap, so the launch fails with an error instead of hanging the device.
+// Spins on try_wait.parity (each try may suspend the thread for a while in hardware). A wait of more than
+// 10 s (by %globaltimer) means a pipeline bug: trap, so the launch fails with an error instead of hanging.
 __device__ __forceinline__ void mbarrier_wait_parity(uint32_t bar, uint32_t parity) {
-  for (uint32_t spins = 0; !mbarrier_try_wait_parity(bar, parity);)
-    if (++spins == (1u << 28)) __trap();
+  if (mbarrier_try_wait_parity(bar, parity)) return;
+  uint64_t t0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  for (uint32_t spins = 1; !mbarrier_try_wait_parity(bar, parity); ++spins) {
+    if ((spins & 1023u) == 0) {
+      uint64_t t;
+      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+      if (t - t0 > 10000000000ull) __trap();
+    }
+  }
 }
 
 }  // namespace dsk::ptx

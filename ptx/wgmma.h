@@ -11,6 +11,10 @@
 
 namespace dsk::ptx {
 
+// Keeps the compiler from moving register reads/writes of an accumulator across the asynchronous wgmma
+// (no instruction emitted).
+__device__ __forceinline__ void wgmma_fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
+
 // wgmma.fence.sync.aligned;  (before the first wgmma that touches registers written since)
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 

@@ -171,7 +171,7 @@ describe.each(testDevices)('fp8Gemm on %s', (device) => {
 
   it('an out-of-range mIndices value makes the next read reject, naming the argument', async () => {
     const o = await operands(device, [256], [2], 64, 128, 61);
-    const idx = Array.from({ length: 256 }, (_, r) => (r < 128 ? 0 : 1));
+    const idx: number[] = Array.from({ length: 256 }, (_, r) => (r < 128 ? 0 : 1));
     idx[130] = 2;
     const out = dsk.ops.fp8GroupedGemmContiguous(o.a, o.sa, o.b, o.sb, dsk.tensor(idx, { dtype: 'i32', device }));
     await expect(out.toArray()).rejects.toThrow(/fp8GroupedGemmContiguous: mIndices contains 2, outside the valid range \[0, 2\)/);
@@ -251,23 +251,33 @@ describe.runIf(hasCuda)('fp8 GEMM kernel configurations on cuda:0', () => {
     [257, 32768, 512],
   ];
 
+  // Each configuration is checked on every shape and the failures are listed together, so one run on the
+  // GPU machine shows every configuration that is wrong (a trap in one still fails the rest: it kills the
+  // context, and the list then shows where it happened).
   it('normal shapes, every configuration, against the CPU reference and float64', async () => {
+    const failures: string[] = [];
     for (const [m, n, k] of shapes) {
       const og = await operands('cuda:0', [m], [], n, k, 900 + m);
       const want = (await dsk.ops.fp8Gemm(og.a.to('cpu'), og.sa.to('cpu'), og.b.to('cpu'), og.sb.to('cpu')).toArray()) as Float32Array;
       const rows = sampleRows(m, 6);
       const refs = rows.map((r) => refRow(og, r, 0, n, k));
+      expect(relErr(want, n, rows, refs)).toBeLessThan(TOL);
       for (const cfg of configs) {
-        dsk.ops.fp8GemmTesting.force(cfg);
-        const choice = dsk.ops.fp8GemmTesting.choice(0, 'normal', m, n, k);
-        if (cc === '9.0') expect(choice).toBe(cfg);
-        const got = (await dsk.ops.fp8Gemm(og.a, og.sa, og.b, og.sb).toArray()) as Float32Array;
-        expect(allFinite(got), `${cfg} ${m}x${n}x${k} finite`).toBe(true);
-        expect(relErrAll(got, want), `${cfg} ${m}x${n}x${k} vs cpu`).toBeLessThan(TOL);
-        expect(relErr(got, n, rows, refs), `${cfg} ${m}x${n}x${k} vs float64`).toBeLessThan(TOL);
+        const what = `${cfg} ${m}x${n}x${k}`;
+        try {
+          dsk.ops.fp8GemmTesting.force(cfg);
+          const choice = dsk.ops.fp8GemmTesting.choice(0, 'normal', m, n, k);
+          if (cc === '9.0' && choice !== cfg) failures.push(`${what}: ran ${choice}`);
+          const got = (await dsk.ops.fp8Gemm(og.a, og.sa, og.b, og.sb).toArray()) as Float32Array;
+          const eCpu = relErrAll(got, want), e64 = relErr(got, n, rows, refs);
+          if (!allFinite(got) || !(eCpu < TOL) || !(e64 < TOL)) failures.push(`${what}: finite ${allFinite(got)} vs cpu ${eCpu} vs float64 ${e64}`);
+        } catch (e) {
+          failures.push(`${what}: ${(e as Error).message}`);
+        }
       }
       dsk.ops.fp8GemmTesting.force('');
     }
+    expect(failures).toEqual([]);
   });
 
   it('grouped contiguous and masked, every configuration, untouched rows kept', async () => {
@@ -296,29 +306,44 @@ describe.runIf(hasCuda)('fp8 GEMM kernel configurations on cuda:0', () => {
     const wantU = (await dsk.ops
       .fp8GroupedGemmContiguous(ou.a.to('cpu'), ou.sa.to('cpu'), ou.b.to('cpu'), ou.sb.to('cpu'), mIdxU.to('cpu'), { out: dsk.full([333, 160], 5, { dtype: 'bf16' }) })
       .toArray()) as Float32Array;
+    const failures: string[] = [];
     for (const cfg of configs) {
-      dsk.ops.fp8GemmTesting.force(cfg);
-      if (cc === '9.0') {
-        expect(dsk.ops.fp8GemmTesting.choice(0, 'contiguous', M, n, k, G)).toBe(cfg);
-        expect(dsk.ops.fp8GemmTesting.choice(0, 'masked', mmax, n, k, G)).toBe(cfg);
+      try {
+        dsk.ops.fp8GemmTesting.force(cfg);
+        if (cc === '9.0') {
+          const asRun = cfg.replace('.mcB', '.mcA'); // grouped layouts pair CTAs along N only
+          const cc1 = dsk.ops.fp8GemmTesting.choice(0, 'contiguous', M, n, k, G), cc2 = dsk.ops.fp8GemmTesting.choice(0, 'masked', mmax, n, k, G);
+          if (cc1 !== asRun || cc2 !== asRun) failures.push(`${cfg}: ran ${cc1} / ${cc2}`);
+        }
+        const outC = dsk.full([M, n], 7, { dtype: 'bf16', device: 'cuda:0' });
+        dsk.ops.fp8GroupedGemmContiguous(oc.a, oc.sa, oc.b, oc.sb, mIdx, { out: outC });
+        const gotC = (await outC.toArray()) as Float32Array;
+        const eC = relErrAll(gotC, wantC, n, (r) => idx[r] >= 0);
+        if (!(eC < TOL)) failures.push(`${cfg} contiguous: ${eC}`);
+        let bad = 0;
+        for (let r = 0; r < M; r++) if (idx[r] < 0) for (let j = 0; j < n; j += 3) if (gotC[r * n + j] !== 7) bad++;
+        if (bad) failures.push(`${cfg} contiguous: ${bad} padding values overwritten`);
+        const outM = dsk.full([G, mmax, n], 9, { dtype: 'bf16', device: 'cuda:0' });
+        dsk.ops.fp8GroupedGemmMasked(om.a, om.sa, om.b, om.sb, mm, { out: outM });
+        const gotM = (await outM.toArray()) as Float32Array;
+        const eM = relErrAll(gotM, wantM, n, (r) => r % mmax < masked[Math.floor(r / mmax)]);
+        if (!(eM < TOL) || !allFinite(gotM)) failures.push(`${cfg} masked: ${eM} finite ${allFinite(gotM)}`);
+        bad = 0;
+        for (let g = 0; g < G; g++) for (let r = masked[g]; r < mmax; r++) for (let j = 0; j < n; j += 5) if (gotM[(g * mmax + r) * n + j] !== 9) bad++;
+        if (bad) failures.push(`${cfg} masked: ${bad} rows-past-maskedM values overwritten`);
+        const outU = dsk.full([333, 160], 5, { dtype: 'bf16', device: 'cuda:0' });
+        dsk.ops.fp8GroupedGemmContiguous(ou.a, ou.sa, ou.b, ou.sb, mIdxU, { out: outU });
+        const gotU = (await outU.toArray()) as Float32Array;
+        const eU = relErrAll(gotU, wantU, 160, (r) => idxU[r] >= 0);
+        if (!(eU < TOL)) failures.push(`${cfg} unaligned contiguous: ${eU}`);
+        const badU = Array.from(gotU).filter((v, i) => idxU[Math.floor(i / 160)] < 0 && v !== 5).length;
+        if (badU) failures.push(`${cfg} unaligned contiguous: ${badU} padding values overwritten`);
+      } catch (e) {
+        failures.push(`${cfg}: ${(e as Error).message}`);
       }
-      const outC = dsk.full([M, n], 7, { dtype: 'bf16', device: 'cuda:0' });
-      dsk.ops.fp8GroupedGemmContiguous(oc.a, oc.sa, oc.b, oc.sb, mIdx, { out: outC });
-      const gotC = (await outC.toArray()) as Float32Array;
-      expect(relErrAll(gotC, wantC, n, (r) => idx[r] >= 0), `${cfg} contiguous`).toBeLessThan(TOL);
-      for (let r = 0; r < M; r++) if (idx[r] < 0) expect(gotC[r * n + (r % n)], `${cfg} padding row ${r}`).toBe(7);
-      const outM = dsk.full([G, mmax, n], 9, { dtype: 'bf16', device: 'cuda:0' });
-      dsk.ops.fp8GroupedGemmMasked(om.a, om.sa, om.b, om.sb, mm, { out: outM });
-      const gotM = (await outM.toArray()) as Float32Array;
-      expect(relErrAll(gotM, wantM, n, (r) => r % mmax < masked[Math.floor(r / mmax)]), `${cfg} masked`).toBeLessThan(TOL);
-      for (let g = 0; g < G; g++) for (let r = masked[g]; r < mmax; r++) expect(gotM[(g * mmax + r) * n + ((r * 13) % n)], `${cfg} masked row`).toBe(9);
-      const outU = dsk.full([333, 160], 5, { dtype: 'bf16', device: 'cuda:0' });
-      dsk.ops.fp8GroupedGemmContiguous(ou.a, ou.sa, ou.b, ou.sb, mIdxU, { out: outU });
-      const gotU = (await outU.toArray()) as Float32Array;
-      expect(relErrAll(gotU, wantU, 160, (r) => idxU[r] >= 0), `${cfg} unaligned contiguous`).toBeLessThan(TOL);
-      expect(Array.from(gotU).filter((v, i) => idxU[Math.floor(i / 160)] < 0 && v !== 5).length, `${cfg} unaligned padding`).toBe(0);
     }
     dsk.ops.fp8GemmTesting.force('');
+    expect(failures).toEqual([]);
     // the float64 reference on some rows of the CPU results (so the comparisons above rest on float64)
     const rowsC = [0, 299, 384, 512].filter((r) => idx[r] >= 0);
     expect(relErr(wantC, n, rowsC, rowsC.map((r) => refRow(oc, r, idx[r], n, k)))).toBeLessThan(TOL);

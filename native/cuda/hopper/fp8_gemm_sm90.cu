@@ -341,11 +341,17 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           const float sb0 = ld_shared_f32(sm_sb + stage * 16), sb1 = ld_shared_f32(sm_sb + stage * 16 + 4);
           const uint64_t da = ptx::wgmma_desc_k128b(sm_a + stage * T::kABytes + wg * 64 * 128);
           const uint64_t db = ptx::wgmma_desc_k128b(sm_b + stage * T::kBBytes);
+#pragma unroll
+          for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
           ptx::wgmma_fence();
 #pragma unroll
           for (int k = 0; k < 4; ++k) ptx::WgmmaE4M3<BN>::mma(part, da + 2 * k, db + 2 * k, k > 0);  // +32 B per k32
           ptx::wgmma_commit();
+#pragma unroll
+          for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
           ptx::wgmma_wait<0>();
+#pragma unroll
+          for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
           if (lane == 0) {
             ptx::mbarrier_arrive(bar_empty + stage * 8);
             if (cs == 2) ptx::mbarrier_arrive_cluster(bar_empty + stage * 8, rank ^ 1u);
