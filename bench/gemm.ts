@@ -183,8 +183,14 @@ async function benchOurs(shapes: Shape[], withCublas: boolean, report: Report, d
       }
     }
     let cl: number | null = null, clErr: number | null = null, clNote = '';
+    if (err) console.error(`${label(s)}: ${err}`);
     if (withCublas) {
-      const c = cublasRunner(s, o);
+      let c: ReturnType<typeof cublasRunner>;
+      try {
+        c = cublasRunner(s, o);
+      } catch (e) {
+        c = (e as Error).message;
+      }
       if (typeof c === 'string') clNote = c;
       else {
         try {
@@ -199,7 +205,7 @@ async function benchOurs(shapes: Shape[], withCublas: boolean, report: Report, d
     }
     const d = dg.find((r) => r.kind === s.kind && r.groups === s.groups && r.m === s.m && r.n === s.n && r.k === s.k);
     const floorUs = Math.max(flops / PEAK_FLOPS, bytes / 3.35e12) * 1e6;
-    report.add({
+    const row = {
       shape: label(s),
       config: choice,
       us: ours,
@@ -216,7 +222,9 @@ async function benchOurs(shapes: Shape[], withCublas: boolean, report: Report, d
       'DG graph us': d?.deepgemm_graph_us ?? null,
       'ours/DG graph': ours && d?.deepgemm_graph_us ? d.deepgemm_graph_us / ours : null,
       note: [err, clNote].filter(Boolean).join('; ') || null,
-    });
+    };
+    report.add(row);
+    console.log(`row ${JSON.stringify(row)}`); // progress (and partial results if the run is cut short)
     dispose(o);
   }
 }
@@ -276,11 +284,11 @@ async function main(): Promise<void> {
   const report = new Report(`FP8 GEMM (bf16 out, 1x128 x 128x128 scales) on ${info?.name}, L2 flushed before each call${arg('--config') ? `, config ${arg('--config')}` : ''}`, [
     'shape', 'config', 'us', 'TFLOPs', 'GB/s', 'of floor', 'cuBLASLt us', 'ours/cuBLASLt', 'cuBLASLt err', 'DeepGEMM us', 'ours/DeepGEMM', 'DG graph us', 'ours/DG graph', 'note',
   ]);
-  const ceilings = has('--no-cublas') ? null : await measureCeilings(DEVICE);
+  const ceilings = has('--ceilings') ? await measureCeilings(DEVICE) : null;
   await benchOurs(shapes, !has('--no-cublas'), report, dg);
   report.print();
   if (ceilings) console.log(`\ndevice copy bandwidth (read + write): ${(ceilings.copyBytesPerSec / 1e9).toFixed(0)} GB/s`);
-  if (jsonPath) report.writeJson(jsonPath, { device: info, ceilings, method: 'CUDA graph of [256 MB L2 flush, call] pairs minus a graph of flushes, median of 9 replays' });
+  if (jsonPath) report.writeJson(jsonPath, { device: info, ceilings, method: 'CUDA graph of [256 MB L2 flush, call] pairs minus a graph of flushes, median of 9 replays; floor = max(flops / 1979 TFLOP/s, bytes / 3.35 TB/s)' });
 }
 
 main().catch((e) => {

@@ -5,7 +5,9 @@
 #
 # Run from the root of the checkout the device machine received, with the worktree copied to
 # .gpu/wt-gemm and the anchors (deepgemm-2025-07.tar.xz, deepgemm_bench.py) in .gpu/wt-gemm/.dg:
-#   bash .gpu/wt-gemm/bench/gpu_run.sh [full|nosweep|nodg]
+#   bash .gpu/wt-gemm/bench/gpu_run.sh [full|nosweep|nodg|final]
+# final: build, per-configuration smoke check (bench/gemm_check), DeepGEMM from a carried JIT cache
+# (.dg/dgcache.tar), bench:gemm, then the test suite in the time left.
 set -u
 MODE=${1:-full}
 BUDGET=${BUDGET:-560}
@@ -30,7 +32,9 @@ if [ "$MODE" != nodg ]; then
     ln -sf $DG/third-party/cutlass/include/cute $DG/deep_gemm/include/cute
     if [ -f "$W/.dg/dgcache.tar" ]; then tar -xf "$W/.dg/dgcache.tar" -C "$HOME"; fi
     cd "$W/bench"
-    for p in 0 1 2 3 4 5 6 7; do PYTHONPATH=$DG:$W/.dg python3 deepgemm_side.py warm $p 8 > "$L/dgwarm$p.log" 2>&1 & done
+    if [ "$MODE" != final ]; then
+      for p in 0 1 2 3 4 5 6 7; do PYTHONPATH=$DG:$W/.dg python3 deepgemm_side.py warm $p 8 > "$L/dgwarm$p.log" 2>&1 & done
+    fi
     wait
   ) &
   DGW=$!
@@ -72,6 +76,27 @@ export DSK_CUBLASLT=$(find / -name 'libcublasLt.so.*' -path '*nvidia*' 2>/dev/nu
 H=$(find / -name cublasLt.h 2>/dev/null | head -1)
 [ -n "$H" ] && grep -nE "SCALE_MODE =|_SCALE_POINTER =|SCALE_VEC128_32F|SCALE_BLK128x128_32F|DESC_TRANSA =" "$H" > "$L/cublaslt_enums.txt"
 echo "cublasLt: $DSK_CUBLASLT header: $H" >> "$L/cublaslt_enums.txt"
+
+if [ "$MODE" = final ]; then
+  timeout 90 node dist/bench/gemm_check.js --timeout-ms 25000 > "$L/check.log" 2>&1
+  stamp checked
+  wait $DGW
+  (cd bench && PYTHONPATH=$DG:$W/.dg timeout 60 python3 deepgemm_side.py time "$L/dg.json" > "$L/dg.log" 2>&1)
+  [ -s "$L/dg.json" ] || cp "$W/.dg/dg_call1.json" "$L/dg.json"
+  stamp dg-timed
+  timeout 120 node dist/bench/gemm.js --json "$L/gemm.json" --deepgemm "$L/dg.json" > "$L/bench.log" 2>&1
+  stamp benched
+  DSK_REQUIRE_CUDA=1 timeout $(($(left) > 20 ? $(left) : 20)) node node_modules/vitest/vitest.mjs run test/ops_fp8_gemm.test.ts > "$L/test.log" 2>&1
+  stamp tested
+  tar -czf "$OUT/logs.tgz" -C /tmp logs
+  echo "===== steps"; cat "$L/steps.txt"
+  echo "===== sass"; cut -c60-200 "$L/sass_summary.txt" 2>/dev/null
+  echo "===== check"; grep -vE "^PASS" "$L/check.log" | cut -c1-200 | tail -30; grep -c "^PASS" "$L/check.log"
+  echo "===== deepgemm"; grep -c us "$L/dg.log"
+  echo "===== bench"; grep -v "^row " "$L/bench.log" | tail -32 | cut -c1-260
+  echo "===== tests"; grep -E "✓|×|Test Files|Tests |FAIL|AssertionError|Expected|Received|\+ |- " "$L/test.log" | cut -c1-240 | tail -40
+  exit 0
+fi
 
 DSK_REQUIRE_CUDA=1 timeout 240 node node_modules/vitest/vitest.mjs run test/ops_fp8_gemm.test.ts > "$L/test.log" 2>&1
 stamp tested

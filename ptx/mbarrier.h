@@ -49,7 +49,8 @@ __device__ __forceinline__ bool mbarrier_try_wait_parity(uint32_t bar, uint32_t 
 }
 
 // Spins on try_wait.parity (each try may suspend the thread for a while in hardware). A wait of more than
-// 10 s (by %globaltimer) means a pipeline bug: trap, so the launch fails with an error instead of hanging.
+// 10 s by %globaltimer, or of 2^26 tries, means a pipeline bug: trap, so the launch fails with an error
+// instead of hanging the device.
 __device__ __forceinline__ void mbarrier_wait_parity(uint32_t bar, uint32_t parity) {
   if (mbarrier_try_wait_parity(bar, parity)) return;
   uint64_t t0;
@@ -58,7 +59,7 @@ __device__ __forceinline__ void mbarrier_wait_parity(uint32_t bar, uint32_t pari
     if ((spins & 1023u) == 0) {
       uint64_t t;
       asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-      if (t - t0 > 10000000000ull) __trap();
+      if (t - t0 > 10000000000ull || spins >= (1u << 26)) __trap();
     }
   }
 }

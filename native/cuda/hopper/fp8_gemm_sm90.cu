@@ -66,9 +66,10 @@ struct Params {
 
 constexpr int kSmemLimit = 232448;  // opt-in dynamic shared memory per block on sm_90
 constexpr int kBand = 8;            // units per raster band along N
-constexpr int kProducerRegs = 80, kMathRegs = 216;  // setmaxnreg budgets with two math warpgroups (384 threads):
-// 128*80 + 256*216 = 65536. The producer's generic scheduler needs more than 40 registers, and the math
-// warpgroups fit 216 up to BN = 128 (ptxas -v: no spills); BN 144+ would spill.
+// setmaxnreg budgets with two math warpgroups (384 threads): 128*72 + 256*216 = 64512, the 384*168 allocated
+// at launch (DeepGEMM splits it 40/232). Our producer's generic scheduler needs more than 40 registers, and
+// the math warpgroups fit 216 up to BN = 128 (ptxas -v: no spills); BN 144 and up would spill.
+constexpr int kProducerRegs = 72, kMathRegs = 216;
 
 template <int BM, int BN>
 struct Traits {
@@ -279,16 +280,41 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
             const uint32_t full = bar_full + stage * 8;
             ptx::mbarrier_wait_parity(bar_empty + stage * 8, phase ^ 1);
             if (ptx::elect_one()) {
+              // Boxes entirely outside the tensor (a cluster partner past the M or N edge, M below half a
+              // tile) are not loaded: those rows/columns are never stored, and the barrier expects only
+              // the bytes actually requested. Both CTAs of a pair compute the same multicast halves.
               const uint32_t a_dst = sm_a + stage * T::kABytes, b_dst = sm_b + stage * T::kBBytes;
-              ptx::mbarrier_arrive_expect_tx(full, T::kABytes + T::kBBytes);
-              if (p.mc == kMcA)
-                ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), &tm_a, full, kb * 128, t.row0 + static_cast<int32_t>(rank) * (BM / 2), 0x3);
-              else
+              uint32_t bytes = 0;
+              if (p.mc == kMcA) {
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                  if (t.row0 + h * (BM / 2) < p.rows_total) bytes += T::kABytes / 2;
+              } else if (t.row0 < p.rows_total) {
+                bytes += T::kABytes;
+              }
+              const int32_t b_rows = p.groups * p.n;
+              if (p.mc == kMcB) {
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                  if (b_row + h * (BN / 2) < b_rows) bytes += T::kBBytes / 2;
+              } else if (b_row < b_rows) {
+                bytes += T::kBBytes;
+              }
+              ptx::mbarrier_arrive_expect_tx(full, bytes);
+              if (p.mc == kMcA) {
+                const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
+                if (half_row < p.rows_total)
+                  ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), &tm_a, full, kb * 128, half_row, 0x3);
+              } else if (t.row0 < p.rows_total) {
                 ptx::tma_load_2d(a_dst, &tm_a, full, kb * 128, t.row0);
-              if (p.mc == kMcB)
-                ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), &tm_b, full, kb * 128, b_row + static_cast<int32_t>(rank) * (BN / 2), 0x3);
-              else
+              }
+              if (p.mc == kMcB) {
+                const int32_t half_row = b_row + static_cast<int32_t>(rank) * (BN / 2);
+                if (half_row < b_rows)
+                  ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), &tm_b, full, kb * 128, half_row, 0x3);
+              } else if (b_row < b_rows) {
                 ptx::tma_load_2d(b_dst, &tm_b, full, kb * 128, b_row);
+              }
             }
             const uint32_t sa_dst = sm_sa + (stage * BM + lane) * 4;
 #pragma unroll
