@@ -4,7 +4,7 @@
 // same device session) are given.
 //
 //   node dist/bench/gemm.js [--json out.json] [--deepgemm dg.json] [--only normal|contiguous|masked]
-//                           [--config NAME] [--sweep] [--shapes i,j,...]
+//                           [--config NAME] [--sweep [--configs a,b,...]] [--shapes i,j,...]
 // --config forces one kernel configuration; --sweep times every configuration on every shape, each in a
 // child process (a failing one cannot take the others down), and reports the best per shape.
 import { spawnSync } from 'node:child_process';
@@ -243,7 +243,7 @@ async function main(): Promise<void> {
 
   if (has('--sweep')) {
     // Every configuration on every shape, one child process per configuration.
-    const configs = dsk.ops.fp8GemmTesting.configs().filter((c) => c !== 'portable');
+    const configs = (arg('--configs')?.split(',') ?? dsk.ops.fp8GemmTesting.configs()).filter((c) => c !== 'portable');
     const rows: Record<string, number | string>[] = [];
     for (const cfg of configs) {
       const tmp = `/tmp/dsk-gemm-sweep-${process.pid}-${cfg}.json`;

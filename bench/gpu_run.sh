@@ -78,23 +78,28 @@ H=$(find / -name cublasLt.h 2>/dev/null | head -1)
 echo "cublasLt: $DSK_CUBLASLT header: $H" >> "$L/cublaslt_enums.txt"
 
 if [ "$MODE" = final ]; then
-  timeout 90 node dist/bench/gemm_check.js --timeout-ms 25000 > "$L/check.log" 2>&1
-  stamp checked
   wait $DGW
   (cd bench && PYTHONPATH=$DG:$W/.dg timeout 60 python3 deepgemm_side.py time "$L/dg.json" > "$L/dg.log" 2>&1)
   [ -s "$L/dg.json" ] || cp "$W/.dg/dg_call1.json" "$L/dg.json"
   stamp dg-timed
   timeout 120 node dist/bench/gemm.js --json "$L/gemm.json" --deepgemm "$L/dg.json" > "$L/bench.log" 2>&1
   stamp benched
-  DSK_REQUIRE_CUDA=1 timeout $(($(left) > 20 ? $(left) : 20)) node node_modules/vitest/vitest.mjs run test/ops_fp8_gemm.test.ts > "$L/test.log" 2>&1
+  timeout 90 node dist/bench/gemm_check.js --timeout-ms 25000 > "$L/check.log" 2>&1
+  stamp checked
+  DSK_REQUIRE_CUDA=1 timeout 90 node node_modules/vitest/vitest.mjs run test/ops_fp8_gemm.test.ts > "$L/test.log" 2>&1
   stamp tested
+  if [ -n "${SWEEP_CONFIGS:-}" ] && [ "$(left)" -gt 20 ]; then
+    timeout $(left) node dist/bench/gemm.js --sweep --configs "$SWEEP_CONFIGS" --shapes "$SWEEP_SHAPES" --json "$L/sweep.json" > "$L/sweep.log" 2>&1
+    stamp swept
+  fi
   tar -czf "$OUT/logs.tgz" -C /tmp logs
   echo "===== steps"; cat "$L/steps.txt"
   echo "===== sass"; cut -c60-200 "$L/sass_summary.txt" 2>/dev/null
   echo "===== check"; grep -vE "^PASS" "$L/check.log" | cut -c1-200 | tail -30; grep -c "^PASS" "$L/check.log"
   echo "===== deepgemm"; grep -c us "$L/dg.log"
   echo "===== bench"; grep -v "^row " "$L/bench.log" | tail -32 | cut -c1-260
-  echo "===== tests"; grep -E "✓|×|Test Files|Tests |FAIL|AssertionError|Expected|Received|\+ |- " "$L/test.log" | cut -c1-240 | tail -40
+  echo "===== tests"; grep -E "×|Test Files|Tests |FAIL|AssertionError" "$L/test.log" | cut -c1-240 | tail -20
+  echo "===== sweep"; grep -v "^row " "$L/sweep.log" 2>/dev/null | cut -c1-200 | tail -30
   exit 0
 fi
 

@@ -19,13 +19,15 @@ __device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
 }
 
-// mapa.shared::cluster.u32 remote, bar, cta;  mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];
-// Arrives on the barrier at the same offset in CTA `cta` of the cluster.
+// mapa.shared::cluster.u32 remote, bar, cta;  mbarrier.arrive.shared::cluster.b64 _, [remote];
+// Arrives on the barrier at the same offset in CTA `cta` of the cluster. Default (release, CTA-scope)
+// semantics: a consumer releasing a stage has no writes to publish, and asking for .release.cluster makes
+// ptxas put a GPU-wide MEMBAR before every arrive (it cost ~1 us per K block in the first version).
 __device__ __forceinline__ void mbarrier_arrive_cluster(uint32_t bar, uint32_t cta) {
   asm volatile(
       "{\n\t.reg .b32 remote;\n\t"
       "mapa.shared::cluster.u32 remote, %0, %1;\n\t"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n\t}" ::"r"(bar),
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n\t}" ::"r"(bar),
       "r"(cta)
       : "memory");
 }
