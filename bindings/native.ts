@@ -42,6 +42,10 @@ export interface NativeCore {
   transfer(dst: NativeStorage, dstByteOffset: number, src: NativeStorage, srcByteOffset: number, nbytes: number): void;
   synchronize(device: number): Promise<void>;
 
+  captureBegin(device: number): void;
+  captureEnd(device: number, keep: boolean): unknown;
+  flushL2(device: number, bytes: number): void;
+
   copy(dst: TensorLike, src: TensorLike): void;
   fill(dst: TensorLike, value: number): void;
   random(dst: TensorLike, kind: 0 | 1 | 2, seedHigh: number, seedLow: number, a: number, b: number): void;

@@ -119,6 +119,7 @@ static Napi::Value write(const Napi::CallbackInfo& info) {
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(buf->device().index, "write");
   d.ensure_usable("write");
+  d.ensure_not_capturing("write");
   CudaDeviceGuard g(d.index());
   void* pinned = d.pinned_acquire(n);
   std::memcpy(pinned, src, n);
@@ -152,6 +153,7 @@ static Napi::Value read(const Napi::CallbackInfo& info) {
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(buf->device().index, "read");
   d.ensure_usable("read");
+  d.ensure_not_capturing("read");
   CudaDeviceGuard g(d.index());
   void* pinned = d.pinned_acquire(static_cast<size_t>(n));
   if (n) d.check(cudaMemcpyAsync(pinned, static_cast<char*>(buf->data()) + off, n, cudaMemcpyDeviceToHost,
@@ -207,6 +209,10 @@ static Napi::Value transfer(const Napi::CallbackInfo& info) {
   BufferPtr dst = ds->buffer(), src = ss->buffer();
   if (n == 0) return info.Env().Undefined();
   Device dd = dst->device(), sd = src->device();
+#if DSK_WITH_CUDA
+  for (Device x : {dd, sd})
+    if (!x.is_cpu()) CudaDevice::get(x.index, "transfer").ensure_not_capturing("transfer");
+#endif
   char* dptr = static_cast<char*>(dst->data()) + doff;
   char* sptr = static_cast<char*>(src->data()) + soff;
   if (dd.is_cpu() && sd.is_cpu()) {

@@ -33,15 +33,22 @@ BufferPtr Buffer::allocate(Device device, size_t nbytes, const char* op) {
                           std::to_string(physical_memory_bytes()) + " bytes of memory");
     void* p = std::aligned_alloc(64, (n + 63) / 64 * 64);
     if (!p) throw_range(op, "cannot allocate " + std::to_string(nbytes) + " bytes on cpu: out of memory");
-    BufferPtr b(new Buffer(device, p, nbytes, false));
+    BufferPtr b(new Buffer(device, p, nbytes, nullptr));
     if (poison_enabled()) CpuQueue::get().push([b] { std::memset(b->data(), 0xff, b->nbytes()); });
     return b;
   }
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(device.index, op);
   d.ensure_usable(op);
-  void* p = d.allocate(n, op);
-  BufferPtr b(new Buffer(device, p, nbytes, d.capturing()));
+  BufferPtr b;
+  if (d.capturing()) {
+    // Inside a graph capture: memory from the graph's arena, alive as long as the graph or the tensor.
+    std::shared_ptr<CaptureArena> arena = d.capture_arena();
+    b.reset(new Buffer(device, arena->allocate(n, op), nbytes, arena));
+  } else {
+    b.reset(new Buffer(device, d.allocate(n, op), nbytes, nullptr));
+  }
+  void* p = b->data();
   if (poison_enabled()) {
     CudaDeviceGuard g(device.index);
     d.check(cudaMemsetAsync(p, 0xff, n, reinterpret_cast<cudaStream_t>(d.stream())), op);
@@ -55,7 +62,10 @@ BufferPtr Buffer::allocate(Device device, size_t nbytes, const char* op) {
 Buffer::~Buffer() {
   if (device_.is_cpu()) { std::free(ptr_); return; }
 #if DSK_WITH_CUDA
-  if (graph_owned_) return;  // memory of a captured graph lives as long as the graph
+  if (owner_) {  // arena memory: reusable by later allocations of the same capture, else kept for the graph
+    static_cast<CaptureArena*>(owner_.get())->release(ptr_, nbytes_ ? nbytes_ : 1);
+    return;
+  }
   try { CudaDevice::get(device_.index, "free").free(ptr_); } catch (...) {}
 #endif
 }
