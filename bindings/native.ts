@@ -36,7 +36,7 @@ export interface NativeCore {
   buildInfo(): { cuda: boolean; cudaRuntimeVersion?: number; cpuThreads: number };
   cudaStatus(): { count: number; reason: string; driverVersion: number };
   deviceInfo(device: number): CudaDeviceInfo;
-  memoryStats(device: number): { used: number; reserved: number; free: number; total: number };
+  memoryStats(device: number): { liveBuffers: number; liveBytes: number; used?: number; reserved?: number; free?: number; total?: number };
   write(storage: NativeStorage, byteOffset: number, data: ArrayBufferView | ArrayBuffer): void;
   read(storage: NativeStorage, byteOffset: number, nbytes: number): Promise<ArrayBuffer>;
   transfer(dst: NativeStorage, dstByteOffset: number, src: NativeStorage, srcByteOffset: number, nbytes: number): void;

@@ -19,10 +19,13 @@ export const cuda = {
     const s = n.cudaStatus();
     return { available: s.count > 0, ...s, builtWithCuda: n.buildInfo().cuda };
   },
-  /** Stream-ordered pool usage: bytes held by live tensors (`used`) and reserved by the pool. */
-  memoryStats(device: DeviceLike = 'cuda:0'): { used: number; reserved: number; free: number; total: number } {
+  /**
+   * Device memory: the stream-ordered pool's bytes in use (`used`) and reserved, the driver's free/total,
+   * and the live buffers this process holds there.
+   */
+  memoryStats(device: DeviceLike = 'cuda:0'): { used: number; reserved: number; free: number; total: number; liveBuffers: number; liveBytes: number } {
     const i = resolveDevice(device);
-    if (i < 0) throw new RangeError('device: memoryStats is for cuda devices');
-    return getNative().memoryStats(i);
+    if (i < 0) throw new RangeError("device: cuda.memoryStats is for cuda devices; use memoryStats('cpu')");
+    return getNative().memoryStats(i) as ReturnType<typeof cuda.memoryStats>;
   },
 };

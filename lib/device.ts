@@ -68,3 +68,8 @@ export function synchronize(device: DeviceLike = 'cpu'): Promise<void> {
   return getNative().synchronize(resolveDevice(device));
 }
 
+
+/** Buffers (and their bytes) this process holds on a device; with cuda, also the pool's figures. */
+export function memoryStats(device: DeviceLike = 'cpu'): { liveBuffers: number; liveBytes: number; used?: number; reserved?: number; free?: number; total?: number } {
+  return getNative().memoryStats(resolveDevice(device));
+}

@@ -53,6 +53,10 @@ class Buffer {
 
   void* data() const { return ptr_; }
   bool graph_owned() const { return owner_ != nullptr; }
+
+  // Live buffers and their bytes per device (slot 0 = cpu, N+1 = cuda:N): for leak checks.
+  struct Census { int64_t count, bytes; };
+  static Census census(Device d);
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
 
