@@ -107,9 +107,15 @@ export async function measureCeilings(device: string): Promise<Ceilings> {
   const onGpu = deviceIndex(dev) >= 0;
   const nbytes = onGpu ? 2 ** 30 : 2 ** 27;
   const src = dsk.empty([nbytes], { dtype: 'u8', device: dev });
+  const dst = dsk.empty([nbytes], { dtype: 'u8', device: dev });
   getNative().fill(src, 7);
-  const copy = await timeKernel(device, () => src.clone(), { flushBytes: 0, calls: onGpu ? 10 : 1, replays: 5 });
+  const copy = await timeKernel(device, () => getNative().transfer(dst.storage, 0, src.storage, 0, nbytes), {
+    flushBytes: 0,
+    calls: onGpu ? 10 : 1,
+    replays: 5,
+  });
   src.dispose();
+  dst.dispose();
   const out: Ceilings = { device, copyGBps: (2 * nbytes) / (copy.usPerCall * 1e-6) / 1e9 };
   const ops = dsk.ops as unknown as OpsLike;
   const n = onGpu ? 8192 : 512;
@@ -187,8 +193,8 @@ function fmt(v: Row[string]): string {
 }
 
 /** The device a benchmark runs on: --device X, else cuda:0 when present, else cpu. */
-export function benchDevice(argv = process.argv): string {
+export function benchDevice(argv = process.argv): dsk.Device {
   const i = argv.indexOf('--device');
-  if (i >= 0 && argv[i + 1]) return argv[i + 1];
+  if (i >= 0 && argv[i + 1]) return argv[i + 1] as dsk.Device;
   return dsk.cuda.isAvailable() ? 'cuda:0' : 'cpu';
 }

@@ -213,8 +213,9 @@ static Napi::Value transfer(const Napi::CallbackInfo& info) {
   if (n == 0) return info.Env().Undefined();
   Device dd = dst->device(), sd = src->device();
 #if DSK_WITH_CUDA
-  for (Device x : {dd, sd})
-    if (!x.is_cpu()) CudaDevice::get(x.index, "transfer").ensure_not_capturing("transfer");
+  if (dd != sd)  // a device-to-device copy on one GPU is a graph node like any kernel; the others are not
+    for (Device x : {dd, sd})
+      if (!x.is_cpu()) CudaDevice::get(x.index, "transfer").ensure_not_capturing("transfer");
 #endif
   char* dptr = static_cast<char*>(dst->data()) + doff;
   char* sptr = static_cast<char*>(src->data()) + soff;
