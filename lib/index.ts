@@ -28,3 +28,21 @@ export {
   type TensorData,
 } from './factory';
 export * as ops from './ops';
+// Model runner: load a Hugging Face DeepSeek-V3 / V2 checkpoint, generate, stream.
+export {
+  loadModel,
+  Model,
+  type LoadModelOptions,
+  type GenerateOptions,
+  type GenerateEvent,
+  type GenerateSummary,
+  type GenerateStream,
+} from './runner/model';
+export { makeModel, type MakeModelOptions } from './model/make_model';
+export { inspectCheckpoint, type InspectReport } from './model/inspect';
+export { parseConfig, type ModelConfig, UnsupportedConfigError } from './model/config';
+export { SafetensorsFile, SafetensorsError, writeSafetensors } from './model/safetensors';
+export { Checkpoint, CheckpointError } from './model/checkpoint';
+export { ModelTokenizer, type ChatMessage } from './model/tokenizer';
+export { KvCacheFullError } from './model/kv_cache';
+export { PRESETS, type Preset } from './model/presets';
