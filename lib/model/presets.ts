@@ -1,11 +1,13 @@
 // config.json contents for `dsk make-model --preset ...`: random-weight models in the real layout.
 //   tiny            smallest model that exercises every path (q_lora, dense + MoE layers, groups, MTP)
+//   tiny-v2         the deepseek_v2 family in miniature: bf16, no q_lora, softmax greedy routing, a
+//                   dense width that is not a multiple of 128 (as V2-Lite's 10944)
 //   small           a few hundred MB, for demos
 //   v2-lite-shape   DeepSeek-V2-Lite's per-layer shapes (bf16, no q_lora, softmax greedy routing)
 //   v3-shape        DeepSeek-V3's per-layer shapes (FP8, 7168 hidden, 128 heads, 256 experts)
 // All ship DeepSeek-V3's tokenizer, so the vocabulary is V3's (129280) everywhere.
 
-export const PRESETS = ['tiny', 'small', 'v2-lite-shape', 'v3-shape'] as const;
+export const PRESETS = ['tiny', 'tiny-v2', 'small', 'v2-lite-shape', 'v3-shape'] as const;
 export type Preset = (typeof PRESETS)[number];
 
 const V3_VOCAB = 129280;
@@ -83,6 +85,21 @@ export function presetConfig(preset: Preset, o: PresetOptions = {}): Record<stri
         n_group: 4,
         topk_group: 2,
         routed_scaling_factor: 2.5,
+      };
+      break;
+    case 'tiny-v2':
+      c = {
+        ...(presetConfig('v2-lite-shape') as Record<string, unknown>),
+        hidden_size: 256,
+        intermediate_size: 320,
+        num_hidden_layers: 2,
+        first_k_dense_replace: 1,
+        num_attention_heads: 4,
+        num_key_value_heads: 4,
+        moe_intermediate_size: 128,
+        n_routed_experts: 8,
+        n_shared_experts: 2,
+        num_experts_per_tok: 3,
       };
       break;
     case 'small':

@@ -68,6 +68,7 @@ export class ModelTokenizer {
   }
 
   decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    if (ids.length === 0) return '';
     return this.tok.decode(ids as number[], { skip_special_tokens: opts.skipSpecialTokens ?? false });
   }
 
