@@ -41,6 +41,7 @@ export interface NativeCore {
   read(storage: NativeStorage, byteOffset: number, nbytes: number): Promise<ArrayBuffer>;
   transfer(dst: NativeStorage, dstByteOffset: number, src: NativeStorage, srcByteOffset: number, nbytes: number): void;
   synchronize(device: number): Promise<void>;
+  externalMemory(): number;
 
   captureBegin(device: number): void;
   captureEnd(device: number, keep: boolean): unknown;
