@@ -49,6 +49,7 @@ static void gate_token(const float* logits, const float* bias, const MoeGatePara
       best = c > best ? c : best;
     }
     idx[j] = moe_unpack_index(best);
+    if (idx[j] < 0) idx[j] = 0;  // no candidate left: cannot happen with checked arguments
     keys[idx[j]] = 0;
     w[j] = moe_score(logits[idx[j]], p.scoring, row_max, row_sum);
   }

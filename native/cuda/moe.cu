@@ -94,8 +94,8 @@ __global__ void moe_gate_kernel(const float* __restrict__ logits, const float* _
   int my_index = 0;
   for (int j = 0; j < p.topk; ++j) {
     int e = moe_unpack_index(warp_max_u64(mine));
-    if (lane == j) my_index = e;
-    if ((e & 31) == lane) {
+    if (lane == j) my_index = e < 0 ? 0 : e;
+    if (e >= 0 && (e & 31) == lane) {  // e < 0 (no candidate left) cannot happen with checked arguments
       keys[e] = 0;
       mine = gate_lane_best(keys, lane, E, per_group, allowed);
     }
