@@ -36,11 +36,15 @@ export interface NativeCore {
   buildInfo(): { cuda: boolean; cudaRuntimeVersion?: number; cpuThreads: number };
   cudaStatus(): { count: number; reason: string; driverVersion: number };
   deviceInfo(device: number): CudaDeviceInfo;
-  memoryStats(device: number): { used: number; reserved: number; free: number; total: number };
+  memoryStats(device: number): { liveBuffers: number; liveBytes: number; used?: number; reserved?: number; free?: number; total?: number };
   write(storage: NativeStorage, byteOffset: number, data: ArrayBufferView | ArrayBuffer): void;
   read(storage: NativeStorage, byteOffset: number, nbytes: number): Promise<ArrayBuffer>;
   transfer(dst: NativeStorage, dstByteOffset: number, src: NativeStorage, srcByteOffset: number, nbytes: number): void;
   synchronize(device: number): Promise<void>;
+
+  captureBegin(device: number): void;
+  captureEnd(device: number, keep: boolean): unknown;
+  flushL2(device: number, bytes: number): void;
 
   copy(dst: TensorLike, src: TensorLike): void;
   fill(dst: TensorLike, value: number): void;

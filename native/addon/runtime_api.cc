@@ -66,7 +66,10 @@ static Napi::Value memory_stats(const Napi::CallbackInfo& info) {
   int idx = a.device(0, "device");
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
-  if (idx < 0) a.fail_range("memoryStats is for cuda devices");
+  Buffer::Census c = Buffer::census(Device{idx});
+  o.Set("liveBuffers", static_cast<double>(c.count));
+  o.Set("liveBytes", static_cast<double>(c.bytes));
+  if (idx < 0) return o;
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(idx, "memoryStats");
   o.Set("used", static_cast<double>(d.pool_used()));
@@ -119,6 +122,7 @@ static Napi::Value write(const Napi::CallbackInfo& info) {
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(buf->device().index, "write");
   d.ensure_usable("write");
+  d.ensure_not_capturing("write");
   CudaDeviceGuard g(d.index());
   void* pinned = d.pinned_acquire(n);
   std::memcpy(pinned, src, n);
@@ -152,6 +156,7 @@ static Napi::Value read(const Napi::CallbackInfo& info) {
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(buf->device().index, "read");
   d.ensure_usable("read");
+  d.ensure_not_capturing("read");
   CudaDeviceGuard g(d.index());
   void* pinned = d.pinned_acquire(static_cast<size_t>(n));
   if (n) d.check(cudaMemcpyAsync(pinned, static_cast<char*>(buf->data()) + off, n, cudaMemcpyDeviceToHost,
@@ -207,6 +212,11 @@ static Napi::Value transfer(const Napi::CallbackInfo& info) {
   BufferPtr dst = ds->buffer(), src = ss->buffer();
   if (n == 0) return info.Env().Undefined();
   Device dd = dst->device(), sd = src->device();
+#if DSK_WITH_CUDA
+  if (dd != sd)  // a device-to-device copy on one GPU is a graph node like any kernel; the others are not
+    for (Device x : {dd, sd})
+      if (!x.is_cpu()) CudaDevice::get(x.index, "transfer").ensure_not_capturing("transfer");
+#endif
   char* dptr = static_cast<char*>(dst->data()) + doff;
   char* sptr = static_cast<char*>(src->data()) + soff;
   if (dd.is_cpu() && sd.is_cpu()) {

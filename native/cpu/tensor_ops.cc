@@ -1,11 +1,35 @@
 #include "tensor_ops.h"
 
+#include <cstring>
+
 #include "../core/runtime.h"
 
 namespace dsk::cpu {
 
+static bool is_contiguous(const StridedView& v) {
+  int64_t expect = 1;
+  for (int d = v.ndim - 1; d >= 0; --d) {
+    if (v.shape[d] != 1 && v.strides[d] != expect) return false;
+    expect *= v.shape[d];
+  }
+  return true;
+}
+
 void copy_strided(const StridedView& dst, const StridedView& src) {
   int64_t n = dst.numel();
+  if (is_contiguous(dst) && is_contiguous(src)) {
+    if (dst.dtype == src.dtype) {
+      size_t es = dtype_size(dst.dtype);
+      parallel_for(n, 1 << 18, [&](int64_t b, int64_t e) {
+        std::memcpy(static_cast<char*>(dst.data) + b * es, static_cast<const char*>(src.data) + b * es, (e - b) * es);
+      });
+    } else {
+      parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) convert_element(dst.data, dst.dtype, i, src.data, src.dtype, i);
+      });
+    }
+    return;
+  }
   parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) convert_element(dst.data, dst.dtype, dst.offset_of(i), src.data, src.dtype, src.offset_of(i));
   });
