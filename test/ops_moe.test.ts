@@ -632,6 +632,27 @@ describe.runIf(hasCuda)('MoE ops: CUDA against the CPU, bit for bit', () => {
     });
   }
 
+  it('gate, permute and unpermute replay correctly inside a CUDA graph', async () => {
+    const device = 'cuda:0', T = 64, E = 256, D = 256;
+    const logits = dsk.randn([T, E], { seed: 360, device });
+    const bias = dsk.randn([E], { seed: 361, std: 0.05, device });
+    const x = dsk.randn([T, D], { seed: 362, device }).cast('bf16');
+    const run = () => {
+      const { indices, weights } = dsk.ops.moeGate(logits, { ...V3, bias });
+      const p = dsk.ops.moePermute(x, indices, { numExperts: E, align: 128 });
+      return { indices, weights, ...p, y: dsk.ops.moeUnpermute(p.x, p.map, weights) };
+    };
+    const g = dsk.cuda.graph(device, run);
+    for (const seed of [363, 364]) {
+      logits.copyFrom(dsk.randn([T, E], { seed, device }));
+      g.replay();
+      const eager = run();
+      for (const key of ['indices', 'weights', 'x', 'mIndices', 'map', 'counts', 'offsets', 'y'] as const)
+        await same(g.outputs[key].to('cpu'), eager[key].to('cpu'));
+    }
+    g.dispose();
+  });
+
   it('rejects tensors on different devices', () => {
     const l = dsk.randn([4, 64]);
     expect(() => dsk.ops.moeGate(l, { scoring: 'sigmoid', topk: 2, bias: dsk.zeros([64], { device: 'cuda:0' }) })).toThrow(/options.bias is on cuda:0 but logits is on cpu/);
