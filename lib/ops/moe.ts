@@ -187,8 +187,10 @@ export interface MoePermuted {
  * Rows are sorted by expert; within an expert by token, then slot (deterministic on every device). Each
  * expert's segment starts at offsets[e] and is padded to a multiple of `align` (an expert with no tokens
  * gets no rows). The output has the static row count {@link moePermuteRows}(T, k, E, align), because
- * the rows in use depend on the routing, which lives on the device; padding rows and the unused tail
- * hold zeros (and zero scales) with mIndices -1. `map[t, j]` is the row of (t, j), for
+ * the rows in use depend on the routing, which lives on the device. Padding rows and the unused tail
+ * have mIndices -1 and are NOT written (their contents are unspecified): the grouped GEMM skips them and
+ * nothing reads them, and writing them would cost far more than the data itself at small T (decode with
+ * 256 experts pads to ~32k rows). `map[t, j]` is the row of (t, j), for
  * {@link moeUnpermute}. Expert ids outside [0, E) are skipped (their map entry is -1) and make the next
  * read on the device reject with a RangeError.
  */

@@ -104,14 +104,13 @@ void moe_permute(const void* x, int64_t row_bytes, const float* scale, int64_t S
   for (int64_t r = 0; r < rows; ++r) mindices[r] = -1;
   for (int64_t e = 0; e < E; ++e)
     for (int32_t r = offsets[e]; r < offsets[e] + counts[e]; ++r) mindices[r] = static_cast<int32_t>(e);
-  // Rows: a copy of the token's row, or zeros for padding.
+  // Rows: a copy of the token's row; padding rows are left unwritten (nothing reads them).
   parallel_for(rows, 64, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      char* dst = static_cast<char*>(out) + r * row_bytes;
-      if (src[r] >= 0) std::memcpy(dst, static_cast<const char*>(x) + src[r] * row_bytes, row_bytes);
-      else std::memset(dst, 0, row_bytes);
-      if (!scale) continue;
-      for (int64_t c = 0; c < S; ++c) scale_out[r * S + c] = src[r] >= 0 ? scale[src[r] * S + c] : 0.0f;
+      if (src[r] < 0) continue;
+      std::memcpy(static_cast<char*>(out) + r * row_bytes, static_cast<const char*>(x) + src[r] * row_bytes, row_bytes);
+      if (scale)
+        for (int64_t c = 0; c < S; ++c) scale_out[r * S + c] = scale[src[r] * S + c];
     }
   });
 }

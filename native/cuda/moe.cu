@@ -165,7 +165,7 @@ void moe_bias_update(const float* bias, const int32_t* load, int64_t E, float ga
 //   2. one block turns them into each chunk's first rank per expert, the counts, and the padded offsets;
 //   3. one warp per chunk walks its slots in order, ranking equal experts inside each 32-slot step with
 //      __match_any_sync, and writes map, mIndices and row -> token;
-//   4. one warp per output row copies its token's row (16-byte vectors) or writes zeros.
+//   4. one warp per output row copies its token's row (16-byte vectors); padding rows are not written.
 
 __global__ void moe_permute_hist_kernel(const int32_t* __restrict__ indices, int64_t n, int E, int32_t* chunk_hist, DiagRecord* diag) {
   extern __shared__ int32_t hist[];
@@ -253,25 +253,20 @@ __global__ void moe_permute_copy_kernel(const char* __restrict__ x, int64_t row_
   const int64_t r = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (r >= rows) return;
   const int32_t src = row_token[r];
+  if (src < 0) return;  // padding: left unwritten, nothing reads it
   char* dst = out + r * row_bytes;
   if (kVec16) {
     int4* d = reinterpret_cast<int4*>(dst);
     const int64_t nv = row_bytes / 16;
-    if (src >= 0) {
-      const int4* s = reinterpret_cast<const int4*>(x + static_cast<int64_t>(src) * row_bytes);
+    const int4* s = reinterpret_cast<const int4*>(x + static_cast<int64_t>(src) * row_bytes);
 #pragma unroll 4
-      for (int64_t i = lane; i < nv; i += 32) d[i] = s[i];
-    } else {
-      for (int64_t i = lane; i < nv; i += 32) d[i] = make_int4(0, 0, 0, 0);
-    }
-  } else if (src >= 0) {
+    for (int64_t i = lane; i < nv; i += 32) d[i] = s[i];
+  } else {
     const char* s = x + static_cast<int64_t>(src) * row_bytes;
     for (int64_t i = lane; i < row_bytes; i += 32) dst[i] = s[i];
-  } else {
-    for (int64_t i = lane; i < row_bytes; i += 32) dst[i] = 0;
   }
   if (scale_out)
-    for (int64_t c = lane; c < S; c += 32) scale_out[r * S + c] = src >= 0 ? scale[src * S + c] : 0.0f;
+    for (int64_t c = lane; c < S; c += 32) scale_out[r * S + c] = scale[src * S + c];
 }
 
 void moe_permute(const void* x, int64_t row_bytes, const float* scale, int64_t S, const int32_t* indices, int64_t T, int64_t k,
