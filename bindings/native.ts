@@ -41,6 +41,7 @@ export interface NativeCore {
   read(storage: NativeStorage, byteOffset: number, nbytes: number): Promise<ArrayBuffer>;
   transfer(dst: NativeStorage, dstByteOffset: number, src: NativeStorage, srcByteOffset: number, nbytes: number): void;
   synchronize(device: number): Promise<void>;
+  externalMemory(): number;
 
   captureBegin(device: number): void;
   captureEnd(device: number, keep: boolean): unknown;
@@ -55,6 +56,14 @@ export interface NativeCore {
 export interface NativeOps {
   // ops_layers.cc
   embedding(ids: TensorLike, table: TensorLike, out: TensorLike): void;
+  // ops_moe.cc
+  moeGate(logits: TensorLike, bias: TensorLike | null, indices: TensorLike, weights: TensorLike, scoring: 0 | 1, nGroup: number,
+    topkGroup: number, groupScore: 0 | 1, normTopk: boolean, routedScale: number): void;
+  moeCount(indices: TensorLike, counts: TensorLike): void;
+  moeBiasUpdate(bias: TensorLike, tokensPerExpert: TensorLike, out: TensorLike, gamma: number): void;
+  moePermute(x: TensorLike, indices: TensorLike, scale: TensorLike | null, out: TensorLike, scaleOut: TensorLike | null,
+    mIndices: TensorLike, map: TensorLike, counts: TensorLike, offsets: TensorLike, workspace: TensorLike, align: number): void;
+  moeUnpermute(y: TensorLike, map: TensorLike, weights: TensorLike, out: TensorLike): void;
 }
 
 export type Native = NativeCore & NativeOps;

@@ -1,7 +1,7 @@
 // The published package: `npm pack`, installed into an empty directory with no compiler or CUDA
 // toolkit on PATH, loads through both require and import and lists devices, building nothing.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync, rmSync, existsSync, realpathSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync, rmSync, existsSync, realpathSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -46,8 +46,16 @@ describe('npm pack', () => {
       const app = join(work, 'app');
       mkdirSync(app);
       writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
-      const env = { ...process.env, PATH: bin, npm_config_prefer_offline: 'true' };
-      execFileSync(process.execPath, [npmCli, 'install', '--no-audit', '--no-fund', join(work, packed[0].filename)], { cwd: app, env, stdio: 'pipe' });
+      // The runtime dependencies come from this checkout's node_modules, packed, so the install needs no
+      // registry and no cache (the GPU machine has no network): what is tested is that nothing builds.
+      const deps = join(work, 'deps');
+      mkdirSync(deps);
+      const depDirs = execFileSync(process.execPath, [npmCli, 'ls', '--omit=dev', '--all', '--parseable'], { cwd: root, encoding: 'utf8' })
+        .split('\n').map((l) => l.trim()).filter((l) => l && l !== root);
+      for (const d of depDirs) execFileSync(process.execPath, [npmCli, 'pack', d, '--ignore-scripts', '--pack-destination', deps], { cwd: root, stdio: 'pipe' });
+      const env = { ...process.env, PATH: bin };
+      const tarballs = [join(work, packed[0].filename), ...readdirSync(deps).map((f) => join(deps, f))];
+      execFileSync(process.execPath, [npmCli, 'install', '--offline', '--cache', join(work, 'cache'), '--no-audit', '--no-fund', ...tarballs], { cwd: app, env, stdio: 'pipe' });
       expect(existsSync(join(app, 'node_modules/deepseek-kernels/build'))).toBe(false);
       const cjs = execFileSync(process.execPath, ['-e', "const d = require('deepseek-kernels'); console.log(JSON.stringify(d.devices().map(x => x.id)))"], { cwd: app, env, encoding: 'utf8' });
       expect(JSON.parse(cjs)[0]).toBe('cpu');

@@ -1,6 +1,7 @@
 // Devices, data movement between JS and devices, and synchronization.
 #include <cstring>
 
+#include "../cuda/tensor_ops.h"
 #include "addon.h"
 
 #if DSK_WITH_CUDA
@@ -233,7 +234,8 @@ static Napi::Value transfer(const Napi::CallbackInfo& info) {
     auto dst_ = reinterpret_cast<cudaStream_t>(d.stream());
     if (sd == dd) {
       CudaDeviceGuard g(sd.index);
-      s.check(cudaMemcpyAsync(dptr, sptr, n, cudaMemcpyDeviceToDevice, ss_), "transfer");
+      cuda::copy_bytes(dptr, sptr, static_cast<size_t>(n), s.stream());
+      s.check_launch("transfer");
       return info.Env().Undefined();
     }
     cudaEvent_t before, after;
@@ -297,7 +299,13 @@ static Napi::Value transfer(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// V8's count of externally allocated bytes (what our storages report through AdjustExternalMemory).
+static Napi::Value external_memory(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
+}
+
 DSK_EXPORTS(runtime_exports) {
+  def(env, exports, "externalMemory", external_memory);
   def(env, exports, "buildInfo", build_info);
   def(env, exports, "cudaStatus", cuda_status);
   def(env, exports, "deviceInfo", cuda_device_info);

@@ -28,6 +28,7 @@ enum DiagSite : int32_t {
   kDiagSeqLens,
   kDiagMaskedM,
   kDiagGatherIndex,
+  kDiagMoeMap,
   kDiagSiteCount
 };
 
@@ -41,6 +42,7 @@ inline const char* diag_site_name(int32_t site) {
     case kDiagSeqLens: return "mlaDecode: seqLens";
     case kDiagMaskedM: return "fp8GroupedGemmMasked: maskedM";
     case kDiagGatherIndex: return "gather: index";
+    case kDiagMoeMap: return "moeUnpermute: map";
     default: return "kernel: index";
   }
 }
