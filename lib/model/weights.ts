@@ -8,7 +8,6 @@ import { resolveDevice, synchronize } from '../device';
 import { DTYPE_SIZE, type DType } from '../dtype';
 import { getNative } from '../native';
 import { Tensor } from '../tensor';
-import { empty } from '../factory';
 import { type ModelConfig, isMoeLayer, latentDim, qkHeadDim } from './config';
 import type { Checkpoint, CheckpointTensor } from './checkpoint';
 import { readTensorChunks, SafetensorsError, ST_TO_DTYPE } from './safetensors';
@@ -218,18 +217,20 @@ class RandomSource implements Source {
     return { fp8: false, w };
   }
   async stacked(names: string[], shape: number[]): Promise<Grouped> {
-    // One draw for the whole stack (benchmarks need the shapes and statistics, not per-file identity).
-    const s = { ...this.spec(names[0]), name: `${names[0]}#stack`, shape: [names.length * shape[0], shape[1]], fp8: true };
-    const w = weightTensor(s, this.c, this.seed, this.dev);
-    const sc = scaleTensor({ ...s, shape }, this.c, this.seed, this.dev);
-    const bs = blockScaleShape(shape);
-    // Same per-block factors for every expert of the stack: scales [G, bn, bk] from one [bn, bk] draw.
-    const scale = empty([names.length, ...bs], { dtype: 'f32', device: this.dev });
-    for (let g = 0; g < names.length; g++) assign(scale.select(0, g), sc);
-    sc.dispose();
-    const out = w.view([names.length, ...shape]);
-    w.dispose();
-    return { w: out, scale };
+    // Expert by expert into the stack (bounded temporaries; the same values as the file writer).
+    const G = names.length;
+    const w = Tensor.alloc([G, ...shape], 'fp8e4m3', this.dev);
+    const scale = Tensor.alloc([G, ...blockScaleShape(shape)], 'f32', this.dev);
+    for (let g = 0; g < G; g++) {
+      const s = { ...this.spec(names[g]), fp8: true };
+      const t = weightTensor(s, this.c, this.seed, this.dev);
+      const sc = scaleTensor(s, this.c, this.seed, this.dev);
+      assign(w.select(0, g), t);
+      assign(scale.select(0, g), sc);
+      t.dispose();
+      sc.dispose();
+    }
+    return { w, scale };
   }
 }
 
