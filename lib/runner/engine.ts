@@ -373,8 +373,8 @@ export class Engine {
   }
 
   /** Samples one token per row of logits [R, V] for (request, position) pairs. */
-  private async sampleRows(logits: Tensor, rows: { s: Seq; pos: number }[]): Promise<number[]> {
-    const am = K.argmax(logits);
+  private async sampleRows(logits: Tensor, rows: { s: Seq; pos: number }[], argmax?: Tensor): Promise<number[]> {
+    const am = argmax ?? K.argmax(logits);
     const sampled: (Promise<number> | null)[] = rows.map(({ s, pos }, i) => {
       if (s.sampling.temperature === 0) return null;
       const row = logits.slice(0, i, i + 1);
@@ -386,7 +386,7 @@ export class Engine {
       });
     });
     const greedy = (await am.toArray()) as Int32Array;
-    am.dispose();
+    if (!argmax) am.dispose();
     const out: number[] = [];
     for (let i = 0; i < rows.length; i++) out.push(sampled[i] ? await sampled[i]! : greedy[i]);
     return out;
@@ -428,7 +428,7 @@ export class Engine {
     const inp = this.inputs(seqs, r.B, 1, (s) => s.last);
     const { out, release } = r.run(inp);
     try {
-      const next = await this.sampleRows(out.logits, seqs.map((s) => ({ s, pos: s.n + 1 })));
+      const next = await this.sampleRows(out.logits, seqs.map((s) => ({ s, pos: s.n + 1 })), out.argmax);
       seqs.forEach((s, i) => {
         if (s.done) return;
         s.n += 1;
