@@ -26,9 +26,11 @@ DSK_HD bool prefill_sequence(const int32_t* cu, int64_t b, int64_t T, int64_t ma
 }
 
 // attentionPrefill: the sequences must cover all T tokens (cu[0] = 0, cu[B] = T); reports the uncovered count.
+// Ends outside [0, T] are left to prefill_sequence, so each bad cu_seqlens gets one deterministic message.
 DSK_HD void prefill_check_coverage(const int32_t* cu, int64_t B, int64_t T, DiagRecord* diag) {
-  const int64_t uncovered = static_cast<int64_t>(cu[0]) + (T - cu[B]);
-  if (cu[0] != 0 || cu[B] != T) diag_report(diag, kDiagPrefillCoverage, uncovered, 1);
+  const int64_t first = cu[0], last = cu[B];
+  if (first < 0 || first > T || last < 0 || last > T) return;
+  if (first != 0 || last != T) diag_report(diag, kDiagPrefillCoverage, first + (T - last), 1);
 }
 
 // mlaDecode: query j (of Sq) of a sequence of seq_len tokens (the Sq new ones included) sees the cache

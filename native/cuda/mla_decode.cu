@@ -312,11 +312,16 @@ __global__ void __launch_bounds__(kSThreads) mla_decode_simt_kernel(DecodeArgs a
     for (int rr = warp; rr < kSRows; rr += kSThreads / 32) {
       const float* qr = qs + rr * kMlaWidth;
       const uint32_t* kr = kvw + lane * kKVW;
-      float dot = 0.f;
-      for (int i = 0; i < kMlaWidth / 2; ++i) {
-        const uint32_t w = kr[i];
-        dot += qr[2 * i] * bf16_to_f32(static_cast<uint16_t>(w & 0xffffu)) + qr[2 * i + 1] * bf16_to_f32(static_cast<uint16_t>(w >> 16));
+      float part[4] = {0.f, 0.f, 0.f, 0.f};  // four partial sums: shorter rounding chains, more ILP
+      for (int i = 0; i < kMlaWidth / 2; i += 2) {
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          const uint32_t w = kr[i + u];
+          part[2 * u] += qr[2 * (i + u)] * bf16_to_f32(static_cast<uint16_t>(w & 0xffffu));
+          part[2 * u + 1] += qr[2 * (i + u) + 1] * bf16_to_f32(static_cast<uint16_t>(w >> 16));
+        }
       }
+      const float dot = (part[0] + part[1]) + (part[2] + part[3]);
       const int64_t pos = kv0 + lane;
       const int64_t lim = rr < sp.rows ? mla_key_limit(sp.seq_len, a.Sq, (row0 + rr) / a.H, a.causal) : 0;
       const float sc = pos < sp.end && pos < lim ? dot * a.scale_log2 : -INFINITY;
