@@ -228,6 +228,21 @@ describe.skipIf(!hasCuda)('attentionPrefill on cuda:0 against the CPU reference 
         expect(rowRelErr(got, cpu, c.Dv), 'vs the CPU reference').toBeLessThan(tol);
       });
 
+  it('inputs whose views start off a 16-byte boundary are copied, not misread', async () => {
+    const x = await prefillInputs({ ...RAGGED, lens: [20, 45] }, 'bf16', 4);
+    // The same values at element offset 3 of a larger buffer (6 bytes past its aligned start).
+    const shifted = (vals: Float32Array, shape: readonly number[]) => {
+      const host = new Float32Array(vals.length + 3).fill(7);
+      host.set(vals, 3);
+      return dsk.tensor(host, { dtype: 'bf16', device: 'cuda:0' }).slice(0, 3).view(shape);
+    };
+    const q = shifted(x.qv, x.q.shape), k = shifted(x.kv, x.k.shape), v = shifted(x.vv, x.v.shape);
+    expect([q.offset, k.offset, v.offset]).toEqual([3, 3, 3]);
+    const want = await f32(dsk.ops.attentionPrefill(x.q, x.k, x.v, { cuSeqlens: x.cu }));
+    const got = await f32(dsk.ops.attentionPrefill(q, k, v, { cuSeqlens: x.cu.to('cuda:0') }));
+    expect(rowRelErr(got, want, 128)).toBeLessThan(1e-2);
+  });
+
   it('maxSeqlen defaults to T', async () => {
     const x = await prefillInputs({ ...RAGGED, lens: [20, 90] }, 'bf16', 3);
     const cpu = await f32(dsk.ops.attentionPrefill(x.q, x.k, x.v, { cuSeqlens: x.cu }));
@@ -268,6 +283,7 @@ describe('attentionPrefill: argument checks', () => {
     expect(() => dsk.ops.attentionPrefill(q, q, v, { cuSeqlens: dsk.tensor([0, 2, 6]) })).toThrow(/attentionPrefill: cuSeqlens must have dtype i32/);
     expect(() => dsk.ops.attentionPrefill(q, q, v, { cuSeqlens: dsk.tensor([[0, 6]], { dtype: 'i32' }) })).toThrow(/cuSeqlens must have 1 dims/);
     expect(() => dsk.ops.attentionPrefill(q, q, v, { cuSeqlens: dsk.empty([0], { dtype: 'i32' }) })).toThrow(/cuSeqlens must hold B \+ 1 >= 1/);
+    expect(() => dsk.ops.attentionPrefill(q, q, v, { cuSeqlens: dsk.tensor([0], { dtype: 'i32' }) })).toThrow(/cuSeqlens holds no sequence \(B = 0\) but q has 6 tokens/);
     expect(() => dsk.ops.attentionPrefill(q, q, v, { cuSeqlens: cu, maxSeqlen: -1 })).toThrow(/maxSeqlen must be >= 0/);
     expect(() => dsk.ops.attentionPrefill(q, q, v, { cuSeqlens: cu, scale: NaN })).toThrow(/attentionPrefill: scale must be a number/);
     expect(() => dsk.ops.attentionPrefill(q, q, v, { cuSeqlens: cu, causal: 1 as unknown as boolean })).toThrow(/causal must be a boolean/);
@@ -314,6 +330,16 @@ describe.each(testDevices)('mlaCacheWrite on %s', (device: Dev) => {
     expect(Array.from(got.subarray(7 * W, 8 * W))).toEqual(Array.from(lat.subarray(2 * W, 3 * W)));
     dsk.ops.mlaCacheWrite(cache, latent.slice(0, 0, 1), dsk.tensor([-1], { dtype: 'i32', device }));
     await expect(cache.toArray()).rejects.toThrow(/mlaCacheWrite: slots contains -1/);
+  });
+});
+
+describe.skipIf(!hasCuda)('mlaCacheWrite / mlaDecode on cuda:0: a cache view off a 16-byte boundary', () => {
+  it('is rejected (the cache is written in place, so it cannot be copied)', () => {
+    const cache = dsk.zeros([2 * 64 * W + 4], { dtype: 'bf16', device: 'cuda:0' }).slice(0, 4).view([2, 64, W]);
+    const latent = dsk.randn([1, W], { device: 'cuda:0' });
+    expect(() => dsk.ops.mlaCacheWrite(cache, latent, dsk.tensor([0], { dtype: 'i32', device: 'cuda:0' }))).toThrow(
+      /mlaCacheWrite: cache must start at a 16-byte boundary/,
+    );
   });
 });
 
@@ -379,6 +405,13 @@ describe('mlaDecode: CPU reference against float64 attention', () => {
         expect(rowRelErr(await f32(out), want.out, DV)).toBeLessThan(dtype === 'f32' ? 1e-6 : 4e-3);
         expect(lseErr(await f32(lse), want.lse)).toBeLessThan(1e-6);
       });
+
+  it('an empty batch (B = 0) gives empty outputs', async () => {
+    const { out, lse } = dsk.ops.mlaDecode(dsk.empty([0, 2, 16, W]), dsk.zeros([1, 64, W], { dtype: 'bf16' }), dsk.empty([0, 3], { dtype: 'i32' }), dsk.empty([0], { dtype: 'i32' }), { scale: 0.1 });
+    expect(out.shape).toEqual([0, 2, 16, DV]);
+    expect(lse.shape).toEqual([0, 16, 2]);
+    expect((await out.toArray()).length + (await lse.toArray()).length).toBe(0);
+  });
 
   it('queries that see no position (seqLen 0, or seqLen < Sq when causal) give 0 and lse -Infinity', async () => {
     const c = { seqLens: [0, 2], Sq: 4, H: 2, causal: true };

@@ -66,6 +66,7 @@ export function attentionPrefill(q: Tensor, k: Tensor, v: Tensor, options: Atten
   if (Dqk < 8 || Dqk > 256 || Dqk % 8) c.range(`the head dim of q and k must be a multiple of 8 in [8, 256], got ${Dqk}`);
   if (Dv < 1 || Dv > 256) c.range(`the head dim of v must be in [1, 256], got ${Dv}`);
   if (cu.shape[0] < 1) c.range('cuSeqlens must hold B + 1 >= 1 offsets, got shape [0]');
+  if (cu.shape[0] === 1 && T > 0) c.range(`cuSeqlens holds no sequence (B = 0) but q has ${T} tokens`);
   const maxSeqlen = c.number(o.maxSeqlen ?? T, 'maxSeqlen', { integer: true, min: 0, max: 2 ** 31 - 1 });
   const causal = c.boolean(o.causal ?? true, 'causal');
   const scale = c.number(o.scale ?? 1 / Math.sqrt(Dqk), 'scale');

@@ -102,6 +102,7 @@ static Napi::Value attention_prefill(const Napi::CallbackInfo& info) {
   require(a, Dv >= 1 && Dv <= 256, "the head dim of v must be in [1, 256], got " + std::to_string(Dv));
   require(a, cu.size(0) >= 1, "cuSeqlens must hold B + 1 >= 1 offsets");
   const int64_t B = cu.size(0) - 1;
+  require(a, B > 0 || T == 0, "cuSeqlens holds no sequence (B = 0) but q has " + std::to_string(T) + " tokens");
   require(a, B <= 65535 && H <= 65535, "at most 65535 sequences and 65535 heads are supported");
   const int64_t max_seqlen = a.integer(5, "maxSeqlen", 0, INT32_MAX);
   const bool causal = a.boolean(6, "causal");
