@@ -36,11 +36,16 @@ export interface NativeCore {
   buildInfo(): { cuda: boolean; cudaRuntimeVersion?: number; cpuThreads: number };
   cudaStatus(): { count: number; reason: string; driverVersion: number };
   deviceInfo(device: number): CudaDeviceInfo;
-  memoryStats(device: number): { used: number; reserved: number; free: number; total: number };
+  memoryStats(device: number): { liveBuffers: number; liveBytes: number; used?: number; reserved?: number; free?: number; total?: number };
   write(storage: NativeStorage, byteOffset: number, data: ArrayBufferView | ArrayBuffer): void;
   read(storage: NativeStorage, byteOffset: number, nbytes: number): Promise<ArrayBuffer>;
   transfer(dst: NativeStorage, dstByteOffset: number, src: NativeStorage, srcByteOffset: number, nbytes: number): void;
   synchronize(device: number): Promise<void>;
+  externalMemory(): number;
+
+  captureBegin(device: number): void;
+  captureEnd(device: number, keep: boolean): unknown;
+  flushL2(device: number, bytes: number): void;
 
   copy(dst: TensorLike, src: TensorLike): void;
   fill(dst: TensorLike, value: number): void;
@@ -51,6 +56,14 @@ export interface NativeCore {
 export interface NativeOps {
   // ops_layers.cc
   embedding(ids: TensorLike, table: TensorLike, out: TensorLike): void;
+  // ops_moe.cc
+  moeGate(logits: TensorLike, bias: TensorLike | null, indices: TensorLike, weights: TensorLike, scoring: 0 | 1, nGroup: number,
+    topkGroup: number, groupScore: 0 | 1, normTopk: boolean, routedScale: number): void;
+  moeCount(indices: TensorLike, counts: TensorLike): void;
+  moeBiasUpdate(bias: TensorLike, tokensPerExpert: TensorLike, out: TensorLike, gamma: number): void;
+  moePermute(x: TensorLike, indices: TensorLike, scale: TensorLike | null, out: TensorLike, scaleOut: TensorLike | null,
+    mIndices: TensorLike, map: TensorLike, counts: TensorLike, offsets: TensorLike, workspace: TensorLike, align: number): void;
+  moeUnpermute(y: TensorLike, map: TensorLike, weights: TensorLike, out: TensorLike): void;
   // ops_attention.cc
   rope(
     x: TensorLike,

@@ -7,8 +7,10 @@
  */
 export { Tensor, type Shape, type ToArrayOptions } from './tensor';
 export { type DType, DTYPES, DTYPE_SIZE } from './dtype';
-export { type Device, type DeviceLike, type DeviceDescription, devices, synchronize, cuda } from './device';
+export { type Device, type DeviceLike, type DeviceDescription, devices, synchronize, memoryStats } from './device';
+export { cuda } from './cuda';
 export { DskError, DskCudaError } from './errors';
+export { graph, type CudaGraph } from './graph';
 export {
   tensor,
   fromBytes,

@@ -1,5 +1,6 @@
 // dsk.ops: typed ops. Each validates its arguments (TypeError/RangeError naming the argument) before
 // anything is enqueued, then calls the addon, which runs the CPU reference or the CUDA kernel.
 export * from './layers';
+export * from './moe';
 export * from './rope';
 export * from './attention';
