@@ -53,6 +53,42 @@ function cases(device: Dev, small: boolean): Case[] {
       flops: 2 * T * K * H, bytes: T * K * H * 2 + T * H * 2 + T * K * 8,
     });
   }
+
+  // Attention (MLA): rope on q and k_pe, prefill attention, the cache write, decode over the paged cache.
+  {
+    const Hq = 128, yarn = { factor: 40, originalMaxPosition: 4096, mscaleAllDim: 1 };
+    const positions = dsk.randint([T], 0, 163840, { seed, device });
+    const q = dsk.randn([T, Hq, 192], { seed, device, dtype: 'bf16' });
+    out.push({ op: 'rope', shape: `q T=${T} H=${Hq} D=192 (last 64) bf16`, run: () => dsk.ops.rope(q, positions, { yarn }), flops: 0, bytes: 2 * T * Hq * 192 * 2 + T * 4 });
+    const Tp = small ? 256 : 4096, lens = small ? [256] : [4096];
+    const Hp = small ? 16 : Hq;
+    const qp = dsk.randn([Tp, Hp, 192], { seed, device, dtype: 'bf16' });
+    const kp = dsk.randn([Tp, Hp, 192], { seed: 2, device, dtype: 'bf16' });
+    const vp = dsk.randn([Tp, Hp, 128], { seed: 3, device, dtype: 'bf16' });
+    const cuSeqlens = dsk.tensor([0, ...lens], { dtype: 'i32', device });
+    const pairs = lens.reduce((a, l) => a + (l * (l + 1)) / 2, 0);
+    out.push({
+      op: 'attentionPrefill', shape: `T=${Tp} H=${Hp} 192/128 causal bf16`,
+      run: () => dsk.ops.attentionPrefill(qp, kp, vp, { cuSeqlens, maxSeqlen: Math.max(...lens), scale: dsk.ops.yarnSoftmaxScale(192, yarn) }),
+      flops: 2 * pairs * Hp * (192 + 128), bytes: Tp * Hp * (2 * 192 + 2 * 128) * 2, rate: 'bf16',
+    });
+    const blocks = small ? 64 : 4096;
+    const cache = dsk.randn([blocks, 64, 576], { seed, device, dtype: 'bf16' });
+    const latent = dsk.randn([64, 576], { seed, device, dtype: 'bf16' });
+    const slots = dsk.arange(64, { device });
+    out.push({ op: 'mlaCacheWrite', shape: 'T=64 bf16', run: () => dsk.ops.mlaCacheWrite(cache, latent, slots), flops: 0, bytes: 2 * 64 * 576 * 2 + 64 * 4 });
+    for (const [B, ctx] of (small ? [[1, 1024]] : [[1, 32768], [64, 4096], [128, 2048]]) as [number, number][]) {
+      const mb = ctx / 64;
+      const table = dsk.arange(B * mb, { device }).view([B, mb]);
+      const seqLens = dsk.full([B], ctx, { dtype: 'i32', device });
+      const qd = dsk.randn([B, 1, Hq, 576], { seed, device, dtype: 'bf16' });
+      out.push({
+        op: 'mlaDecode', shape: `B=${B} ctx=${ctx} H=${Hq} Sq=1 bf16`,
+        run: () => dsk.ops.mlaDecode(qd, cache, table, seqLens, { scale: dsk.ops.yarnSoftmaxScale(192, yarn) }),
+        flops: 2 * B * Hq * ctx * (576 + 512), bytes: B * ctx * 576 * 2 + B * Hq * (576 + 512) * 2, rate: 'bf16',
+      });
+    }
+  }
   return out;
 }
 
