@@ -12,6 +12,9 @@
 // with mma.sync; the softmax runs on a shared score tile; for O += P V warp (rg, cg) owns rows 16rg.. x
 // output dims 128cg.., its accumulators in registers. Splits write normalized partial outputs and their
 // LSE; a combine kernel merges them. Batch 1 with a long cache thus still spreads over all SMs.
+// Expected cost (not yet measured): with H = 128 the S = Q K^T fragment loads from shared memory (~600 KB
+// per 32-token tile per block) rather than HBM bound the kernel at roughly 2x the floor on H100; with
+// H <= 16 only one row group is active and it should sit near the floor. The Hopper kernel replaces this.
 // f32 queries (exact f32 math) and GPUs without the 161 KiB of shared memory use a SIMT kernel of the
 // same structure with 16-row groups.
 #include <cuda_bf16.h>
