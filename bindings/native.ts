@@ -64,6 +64,34 @@ export interface NativeOps {
   moePermute(x: TensorLike, indices: TensorLike, scale: TensorLike | null, out: TensorLike, scaleOut: TensorLike | null,
     mIndices: TensorLike, map: TensorLike, counts: TensorLike, offsets: TensorLike, workspace: TensorLike, align: number): void;
   moeUnpermute(y: TensorLike, map: TensorLike, weights: TensorLike, out: TensorLike): void;
+  // ops_attention.cc
+  rope(
+    x: TensorLike,
+    positions: TensorLike,
+    out: TensorLike,
+    theta: number,
+    ropeDim: number,
+    yarnFactor: number,
+    originalMaxPosition: number,
+    betaFast: number,
+    betaSlow: number,
+    mscale: number,
+    mscaleAllDim: number,
+  ): void;
+  attentionPrefill(q: TensorLike, k: TensorLike, v: TensorLike, cuSeqlens: TensorLike, out: TensorLike, maxSeqlen: number, causal: boolean, scale: number): void;
+  mlaCacheWrite(cache: TensorLike, latent: TensorLike, slots: TensorLike): void;
+  mlaDecode(
+    q: TensorLike,
+    cache: TensorLike,
+    blockTable: TensorLike,
+    seqLens: TensorLike,
+    out: TensorLike,
+    lse: TensorLike,
+    workspace: TensorLike | null,
+    nsplit: number,
+    scale: number,
+    causal: boolean,
+  ): void;
 }
 
 export type Native = NativeCore & NativeOps;

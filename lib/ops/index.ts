@@ -2,3 +2,5 @@
 // anything is enqueued, then calls the addon, which runs the CPU reference or the CUDA kernel.
 export * from './layers';
 export * from './moe';
+export * from './rope';
+export * from './attention';

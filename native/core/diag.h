@@ -29,6 +29,9 @@ enum DiagSite : int32_t {
   kDiagMaskedM,
   kDiagGatherIndex,
   kDiagMoeMap,
+  kDiagCuSeqlens,
+  kDiagPrefillLength,
+  kDiagPrefillCoverage,
   kDiagSiteCount
 };
 
@@ -43,6 +46,9 @@ inline const char* diag_site_name(int32_t site) {
     case kDiagMaskedM: return "fp8GroupedGemmMasked: maskedM";
     case kDiagGatherIndex: return "gather: index";
     case kDiagMoeMap: return "moeUnpermute: map";
+    case kDiagCuSeqlens: return "attentionPrefill: cuSeqlens";
+    case kDiagPrefillLength: return "attentionPrefill: a sequence length cuSeqlens[b+1] - cuSeqlens[b] (at most maxSeqlen)";
+    case kDiagPrefillCoverage: return "attentionPrefill: the tokens outside cuSeqlens (cuSeqlens must run from 0 to T)";
     default: return "kernel: index";
   }
 }

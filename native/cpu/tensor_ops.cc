@@ -6,18 +6,9 @@
 
 namespace dsk::cpu {
 
-static bool is_contiguous(const StridedView& v) {
-  int64_t expect = 1;
-  for (int d = v.ndim - 1; d >= 0; --d) {
-    if (v.shape[d] != 1 && v.strides[d] != expect) return false;
-    expect *= v.shape[d];
-  }
-  return true;
-}
-
 void copy_strided(const StridedView& dst, const StridedView& src) {
   int64_t n = dst.numel();
-  if (is_contiguous(dst) && is_contiguous(src)) {
+  if (dst.is_contiguous() && src.is_contiguous()) {
     if (dst.dtype == src.dtype) {
       size_t es = dtype_size(dst.dtype);
       parallel_for(n, 1 << 18, [&](int64_t b, int64_t e) {

@@ -92,19 +92,10 @@ void copy_bytes(void* dst, const void* src, size_t n, Stream stream) {
   }
 }
 
-static bool is_contiguous(const StridedView& v) {
-  int64_t expect = 1;
-  for (int d = v.ndim - 1; d >= 0; --d) {
-    if (v.shape[d] != 1 && v.strides[d] != expect) return false;
-    expect *= v.shape[d];
-  }
-  return true;
-}
-
 void copy_strided(const StridedView& dst, const StridedView& src, Stream stream) {
   int64_t n = dst.numel();
   if (n == 0) return;
-  if (is_contiguous(dst) && is_contiguous(src)) {
+  if (dst.is_contiguous() && src.is_contiguous()) {
     bool aligned = reinterpret_cast<uintptr_t>(dst.data) % (8 * dtype_size(dst.dtype)) == 0 &&
                    reinterpret_cast<uintptr_t>(src.data) % (8 * dtype_size(src.dtype)) == 0;
     if (dst.dtype == src.dtype) {
