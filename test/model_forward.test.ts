@@ -60,96 +60,123 @@ function disposeBatch(b: ForwardBatch): void {
   for (const v of Object.values(b)) if (v instanceof dsk.Tensor) v.dispose();
 }
 
+// Tolerances. With bf16 weights the model tracks the float64 reference to about 1% (bf16 rounding of
+// hidden states), a little more in MoE layers, whose routed experts the runner keeps in FP8. With FP8 linears every linear's input is quantized to
+// e4m3 (3 mantissa bits): the reference quantizes the same way, but bf16-vs-float64 differences flip
+// some rounding decisions (each worth ~6% of an element), so the two agree to the FP8 noise level,
+// ~5% per layer; a structural error (a wrong rope, scale, route, cache slot) is O(1). A token whose
+// expert choice is a near-tie (relative routing margin below `tie`) may route differently and is not compared.
+const TOL = {
+  bf16: { dense: 1e-2, layer: 4e-2, logits: 2e-2, decode: 8e-2, free: 0.2, tie: 2e-2 },
+  fp8: { dense: 0.12, layer: 0.12, logits: 0.12, decode: 0.2, free: 0.3, tie: 0.08 },
+};
+
 describe.each([
-  { preset: 'tiny' as const, quantize: undefined },
-  { preset: 'tiny-v2' as const, quantize: undefined },
-  { preset: 'tiny-v2' as const, quantize: 'fp8' as const },
-])('forward of $preset (quantize: $quantize) on cpu', ({ preset, quantize }) => {
+  { preset: 'tiny' as const, dtype: 'fp8' as const, quantize: undefined },
+  { preset: 'tiny' as const, dtype: 'bf16' as const, quantize: undefined },
+  { preset: 'tiny-v2' as const, dtype: 'bf16' as const, quantize: undefined },
+  { preset: 'tiny-v2' as const, dtype: 'bf16' as const, quantize: 'fp8' as const },
+])('forward of $preset ($dtype weights, quantize: $quantize) on cpu', ({ preset, dtype, quantize }) => {
+  const tol = dtype === 'bf16' && !quantize ? TOL.bf16 : TOL.fp8;
   let model: Model;
   let ref: ReferenceModel;
   let ids: number[];
   beforeAll(async () => {
-    const dir = await testModel({ preset, seed: 5 });
+    const dir = await testModel({ preset, seed: 5, dtype });
     model = await dsk.loadModel(dir, { device: 'cpu', quantize, maxSeqLen: 256, kvCacheTokens: 1024 });
     ref = new ReferenceModel(dir, quantize === 'fp8' ? 'all' : 'experts');
-    ids = model.tokenizer.encode('The quick brown fox jumps over the lazy dog, 12345!');
+    ids = model.tokenizer.encode('The quick brown fox jumps over the lazy dog, 12345! Pack my box with five dozen liquor jugs; how vexingly quick daft zebras jump.');
   });
   afterAll(() => model?.dispose());
 
   it('matches the float64 reference layer by layer, and in its logits', async () => {
-    const layers: dsk.Tensor[] = [];
-    const logits = model.logits(ids, { onLayer: (_, h) => layers.push(h) });
-    const want = ref.forward(ids);
+    const hs: dsk.Tensor[] = [];
+    const logits = model.logits(ids, { onLayer: (_, h) => hs.push(h) });
     const T = ids.length, D = model.config.hiddenSize, V = model.config.vocabSize;
-    expect(layers.length).toBe(model.config.numLayers);
-    for (let i = 0; i < layers.length; i++) {
-      const got = await read(layers[i]);
-      expect(got.every(Number.isFinite)).toBe(true);
-      const e = relErr(got, want.layers[i]);
-      expect(e, `layer ${i}`).toBeLessThan(2e-2);
+    expect(hs.length).toBe(model.config.numLayers);
+    const got: Float64Array[] = [];
+    for (const h of hs) got.push(Float64Array.from(await read(h)));
+    // Each layer on the model's own input (the previous layer's output): errors do not compound, and a
+    // token whose expert choice is a near-tie (margin below what bf16 inputs can move) may route differently.
+    for (let i = 0; i < got.length; i++) {
+      expect(got[i].every(Number.isFinite)).toBe(true);
+      const input = i === 0 ? ref.embed(ids) : got[i - 1];
+      const want = ref.layer(input, T, i);
+      const margin = ref.lastMargin;
+      const errs: number[] = [];
+      for (let t = 0; t < T; t++) {
+        const e = relErr(got[i].subarray(t * D, (t + 1) * D), want.subarray(t * D, (t + 1) * D));
+        if (margin[t] >= tol.tie) errs.push(e);
+      }
+      expect(errs.length, `layer ${i}: tokens without a near-tie`).toBeGreaterThanOrEqual(T / 3);
+      expect(Math.max(...errs), `layer ${i}`).toBeLessThan(ref.isMoe(i) ? tol.layer : tol.dense);
     }
-    const gl = await read(logits);
-    const wl = ref.logits(want.hidden, T);
-    expect(relErr(gl, wl)).toBeLessThan(3e-2);
-    // The reference's top token is (nearly) the model's top token at every position.
-    for (let t = 0; t < T; t++) {
-      const w = row(wl, t, V);
-      const top = argmax(row(gl, t, V));
-      const best = Math.max(...w);
-      expect(best - w[top], `position ${t}`).toBeLessThan(0.05 * Math.max(1, Math.abs(best)));
-    }
-    void D;
+    // Final norm and lm_head on the model's last hidden state.
+    // (logits of the last R positions: the float64 lm_head over 129280 rows is the slow part)
+    const R = 6, t0 = T - R;
+    const gl = (await read(logits)).subarray(t0 * V);
+    const wl = ref.logits(ref.rmsNorm(got[got.length - 1].subarray(t0 * D), R, 'model.norm.weight'), R);
+    expect(relErr(gl, wl)).toBeLessThan(tol.logits);
+    // End to end, free running: the whole reference forward from the ids alone (routing near-ties can
+    // make single tokens differ, so the bound is looser).
+    const free = ref.forward(ids);
+    expect(relErr(got[got.length - 1], free.layers[free.layers.length - 1])).toBeLessThan(tol.free);
   });
 
   it('decodes through the paged cache like a full re-prefill (one token, two tokens, a batch)', async () => {
-    const V = model.config.vocabSize;
-    const full = await read(model.logits(ids));
+    const V = model.config.vocabSize, D = model.config.hiddenSize;
+    // Layer 0 is dense in both presets: its output compares strictly (no routing in between); the logits
+    // pass through MoE layers, where a near-tie can route one token differently, so most steps must match.
+    let l0full!: Float32Array;
+    const fullT = model.logits(ids, { onLayer: (i, h) => (i === 0 ? read(h).then((a) => (l0full = a)) : h.dispose()) });
+    const full = await read(fullT);
     const P = 5;
-    // Sequence A: prefill P tokens, then decode one token at a time; sequence B: prefill 3, decode 2 at a time.
     const A = 901, B = 902;
     model.cache.reserve(A, ids.length);
     model.cache.reserve(B, ids.length);
+    const logitErrs: number[] = [];
+    const step = async (b: ForwardBatch, positions: number[]): Promise<Float32Array> => {
+      let l0!: Promise<Float32Array>;
+      const h = model.network.forward(b, model.cache.caches, { onLayer: (i, x) => (i === 0 ? (l0 = read(x)) : x.dispose()) });
+      const l = await read(model.network.logits(h));
+      h.dispose();
+      disposeBatch(b);
+      const got0 = await l0;
+      positions.forEach((p, j) => {
+        expect(relErr(got0.subarray(j * D, (j + 1) * D), l0full.subarray(p * D, (p + 1) * D)), `layer 0 at ${p}`).toBeLessThan(tol.decode);
+        const e = relErr(row(l, j, V), row(full, p, V));
+        expect(Number.isFinite(e)).toBe(true);
+        logitErrs.push(e);
+      });
+      return l;
+    };
     try {
+      // Two sequences prefilled together: the same values as the single-sequence prefill.
       const pb = prefillBatch(model, [{ id: A, toks: ids.slice(0, P) }, { id: B, toks: ids.slice(0, 3) }]);
       const h = model.network.forward(pb, model.cache.caches);
       const pl = await read(model.network.logits(h));
       h.dispose();
       disposeBatch(pb);
       expect(relErr(row(pl, P - 1, V), row(full, P - 1, V))).toBeLessThan(1e-6);
-      let nA = P, nB = 3;
+      expect(relErr(row(pl, P + 2, V), row(full, 2, V))).toBeLessThan(1e-6);
+      // A decodes one token per step, B two (Sq = 2, as MTP verification does).
+      let nA = P, nB = 3, lastA!: Float32Array;
       while (nA < ids.length) {
-        const twoB = nB + 2 <= ids.length;
-        // A and B in separate calls (sq differs); A alone and, when B has room, B with sq = 2.
-        const da = decodeBatch(model, [{ id: A, n: nA, toks: [ids[nA]] }]);
-        const ha = model.network.forward(da, model.cache.caches);
-        const la = await read(model.network.logits(ha));
-        ha.dispose();
-        disposeBatch(da);
-        expect(relErr(la, row(full, nA, V)), `A at ${nA}`).toBeLessThan(3e-2);
-        expect(argmax(la)).toBe(argmax(row(full, nA, V)));
+        lastA = await step(decodeBatch(model, [{ id: A, n: nA, toks: [ids[nA]] }]), [nA]);
         nA++;
-        if (twoB) {
-          const db = decodeBatch(model, [{ id: B, n: nB, toks: [ids[nB], ids[nB + 1]] }]);
-          const hb = model.network.forward(db, model.cache.caches);
-          const lb = await read(model.network.logits(hb));
-          hb.dispose();
-          disposeBatch(db);
-          for (let j = 0; j < 2; j++) expect(relErr(row(lb, j, V), row(full, nB + j, V)), `B at ${nB + j}`).toBeLessThan(3e-2);
+        if (nB + 2 <= ids.length) {
+          await step(decodeBatch(model, [{ id: B, n: nB, toks: [ids[nB], ids[nB + 1]] }]), [nB, nB + 1]);
           nB += 2;
         }
       }
-      // Both sequences in one decode call (B = 2): the same values as decoding them alone.
+      const sorted = [...logitErrs].sort((x, y) => x - y);
+      expect(sorted[Math.floor(sorted.length * 0.75)]).toBeLessThan(tol.decode);
+      // Both sequences in one decode call give what each gives alone, bit for bit on the CPU.
       const last = ids.length - 1;
-      const both = decodeBatch(model, [
-        { id: A, n: last, toks: [ids[last]] },
-        { id: B, n: 2, toks: [ids[2]] },
-      ]);
-      const hh = model.network.forward(both, model.cache.caches);
-      const lb = await read(model.network.logits(hh));
-      hh.dispose();
-      disposeBatch(both);
-      expect(relErr(row(lb, 0, V), row(full, last, V))).toBeLessThan(3e-2);
-      expect(relErr(row(lb, 1, V), row(full, 2, V))).toBeLessThan(3e-2);
+      const alone = await step(decodeBatch(model, [{ id: B, n: 2, toks: [ids[2]] }]), [2]);
+      const both = await step(decodeBatch(model, [{ id: A, n: last, toks: [ids[last]] }, { id: B, n: 2, toks: [ids[2]] }]), [last, 2]);
+      expect(relErr(row(both, 0, V), lastA)).toBeLessThan(1e-6);
+      expect(relErr(row(both, 1, V), alone)).toBeLessThan(1e-6);
     } finally {
       model.cache.free(A);
       model.cache.free(B);
@@ -172,7 +199,11 @@ describe.each([
       nb.ids.dispose();
       // The reference MTP on the model's own main hidden states (so only the MTP module is compared).
       const want = ref.mtp(Float64Array.from(hostH), next);
-      expect(relErr(got, want)).toBeLessThan(2e-2);
+      const D = model.config.hiddenSize;
+      const errs: number[] = [];
+      for (let t = 0; t < T; t++) if (ref.lastMargin[t] >= tol.tie) errs.push(relErr(got.subarray(t * D, (t + 1) * D), want.subarray(t * D, (t + 1) * D)));
+      expect(errs.length).toBeGreaterThanOrEqual(T / 3);
+      expect(Math.max(...errs)).toBeLessThan(tol.layer);
     } finally {
       model.cache.free(S);
     }

@@ -12,7 +12,7 @@ import { ProgressBar } from './progress';
 const USAGE = `usage: dsk <command> [options]
 
 commands:
-  make-model --out DIR --preset ${PRESETS.join('|')} [--layers N] [--experts E] [--seed S] [--no-mtp] [--shard-size BYTES]
+  make-model --out DIR --preset ${PRESETS.join('|')} [--layers N] [--experts E] [--seed S] [--dtype fp8|bf16] [--no-mtp] [--shard-size BYTES]
       write a random-weight checkpoint in the Hugging Face DeepSeek layout, with DeepSeek-V3's tokenizer
   inspect DIR [--context TOKENS] [--json]
       config, parameter counts, FP8/bf16 bytes, KV bytes per token and memory needed
@@ -182,8 +182,10 @@ async function cmdMakeModel(argv: string[]): Promise<void> {
       seed: { type: 'string' },
       'no-mtp': { type: 'boolean' },
       'shard-size': { type: 'string' },
+      dtype: { type: 'string' },
     },
   });
+  if (v.dtype !== undefined && v.dtype !== 'fp8' && v.dtype !== 'bf16') fail('--dtype must be fp8 or bf16');
   if (!v.out) fail('--out DIR is required');
   if (!v.preset || !(PRESETS as readonly string[]).includes(v.preset)) fail(`--preset must be one of ${PRESETS.join(', ')}`);
   const bar = new ProgressBar('writing');
@@ -194,6 +196,7 @@ async function cmdMakeModel(argv: string[]): Promise<void> {
     experts: int(v.experts, 'experts'),
     seed: int(v.seed, 'seed'),
     mtp: v['no-mtp'] ? false : undefined,
+    dtype: v.dtype as 'fp8' | 'bf16' | undefined,
     shardBytes: int(v['shard-size'], 'shard-size'),
     onProgress: (p) => bar.update(p.bytes, p.totalBytes, p.file),
   });

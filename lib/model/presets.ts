@@ -62,6 +62,8 @@ export interface PresetOptions {
   experts?: number;
   /** Include the MTP module (default true). */
   mtp?: boolean;
+  /** Weight storage: 'fp8' (DeepSeek-V3's block-scaled FP8) or 'bf16' (no quantization_config). Default: the preset's. */
+  dtype?: 'fp8' | 'bf16';
 }
 
 /** The config.json object of a preset, with overrides applied. */
@@ -206,5 +208,8 @@ export function presetConfig(preset: Preset, o: PresetOptions = {}): Record<stri
     c.n_routed_experts = o.experts;
   }
   if (o.mtp === false) c.num_nextn_predict_layers = 0;
+  if (o.dtype === 'bf16') delete c.quantization_config;
+  else if (o.dtype === 'fp8') c.quantization_config = fp8Quant;
+  else if (o.dtype !== undefined) throw new RangeError(`dtype must be 'fp8' or 'bf16', got ${JSON.stringify(o.dtype)}`);
   return c;
 }

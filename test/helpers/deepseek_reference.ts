@@ -227,7 +227,7 @@ export class ReferenceModel {
   }
 
   /** Expert choice of each token: DeepSeekMoE routing. */
-  route(x: Float64Array, T: number, layer: number): { idx: number[][]; w: number[][] } {
+  route(x: Float64Array, T: number, layer: number): { idx: number[][]; w: number[][]; margin: number[] } {
     const c = this.cfg, m = `model.layers.${layer}.mlp.`;
     const E = c.n_routed_experts, k = c.num_experts_per_tok;
     const logits = this.linear(x, T, `${m}gate.weight`);
@@ -235,7 +235,7 @@ export class ReferenceModel {
     const bias = v3 ? this.mat(`${m}gate.e_score_correction_bias`).data : new Float64Array(E);
     const method = c.topk_method ?? (v3 ? 'noaux_tc' : 'greedy');
     const nGroup = method === 'greedy' ? 1 : c.n_group, kGroup = method === 'greedy' ? 1 : c.topk_group;
-    const idx: number[][] = [], w: number[][] = [];
+    const idx: number[][] = [], w: number[][] = [], margin: number[] = [];
     for (let t = 0; t < T; t++) {
       const l = Array.from(logits.subarray(t * E, (t + 1) * E));
       let sc: number[];
@@ -253,9 +253,15 @@ export class ReferenceModel {
         return method === 'noaux_tc' ? s[0] + s[1] : s[0];
       });
       const byScore = (arr: number[]) => arr.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map((p) => p[1]);
-      const groups = new Set(byScore(gs).slice(0, kGroup));
+      const gOrder = byScore(gs);
+      const groups = new Set(gOrder.slice(0, kGroup));
       const allowed = choice.map((v, i) => (groups.has(Math.floor(i / per)) ? v : -Infinity));
-      const top = byScore(allowed).slice(0, k);
+      const order = byScore(allowed);
+      const top = order.slice(0, k);
+      // How close the choice was, relative to the scores: a perturbation this small could change it.
+      let mg = k < E && Number.isFinite(allowed[order[k]]) ? (allowed[order[k - 1]] - allowed[order[k]]) / Math.abs(allowed[order[k - 1]]) : Infinity;
+      if (kGroup < nGroup) mg = Math.min(mg, (gs[gOrder[kGroup - 1]] - gs[gOrder[kGroup]]) / Math.abs(gs[gOrder[kGroup - 1]]));
+      margin.push(mg);
       let ws = top.map((i) => sc[i]);
       if (c.norm_topk_prob && k > 1) {
         const z = ws.reduce((a, b) => a + b, 0) + 1e-20;
@@ -266,12 +272,16 @@ export class ReferenceModel {
       idx.push(top);
       w.push(ws);
     }
-    return { idx, w };
+    return { idx, w, margin };
   }
+
+  /** Routing margin per token of the last moe() call (Infinity for dense layers). */
+  lastMargin: number[] = [];
 
   moe(x: Float64Array, T: number, layer: number): Float64Array {
     const c = this.cfg, m = `model.layers.${layer}.mlp.`, D = c.hidden_size;
-    const { idx, w } = this.route(x, T, layer);
+    const { idx, w, margin } = this.route(x, T, layer);
+    this.lastMargin = margin;
     const y = c.n_shared_experts ? this.mlp(x, T, `${m}shared_experts.`) : new Float64Array(T * D);
     for (let t = 0; t < T; t++)
       for (let j = 0; j < idx[t].length; j++) {
@@ -292,6 +302,7 @@ export class ReferenceModel {
     const a = this.attention(this.rmsNorm(h, T, `${p}input_layernorm.weight`), T, i);
     const h2 = h.map((v, k) => v + a[k]);
     const n = this.rmsNorm(h2, T, `${p}post_attention_layernorm.weight`);
+    this.lastMargin = new Array(T).fill(Infinity);
     const m = this.isMoe(i) ? this.moe(n, T, i) : this.mlp(n, T, `${p}mlp.`);
     return h2.map((v, k) => v + m[k]);
   }
