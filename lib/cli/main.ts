@@ -141,12 +141,9 @@ async function cmdChat(argv: string[]): Promise<void> {
   rl.on('SIGINT', () => (ac ? ac.abort() : rl.close()));
   process.stdout.write(`chatting with ${model.dir} on ${model.device} (empty line or Ctrl-D to quit)\n`);
   try {
-    for (;;) {
-      const line = await new Promise<string | null>((res) => {
-        rl.question('> ', res);
-        rl.once('close', () => res(null));
-      });
-      if (line === null || line.trim() === '') break;
+    process.stdout.write('> ');
+    for await (const line of rl) {
+      if (line.trim() === '') break;
       history.push({ role: 'user', content: line });
       ac = new AbortController();
       const stream = model.generate(history, generateOptions(v as GenValues, ac.signal));
@@ -164,6 +161,7 @@ async function cmdChat(argv: string[]): Promise<void> {
       process.stdout.write('\n');
       process.stderr.write(summaryLine(s) + '\n');
       history.push({ role: 'assistant', content: reply });
+      process.stdout.write('> ');
     }
   } finally {
     rl.close();

@@ -27,9 +27,9 @@ export class ProgressBar {
       this.out.write(`\r${line}\x1b[K`);
     } else {
       const q = Math.floor(frac * 4);
-      if (q > this.lastQuarter) {
+      if (q > this.lastQuarter && q > 0 && q < 4) {
         this.lastQuarter = q;
-        this.out.write(`${this.label}: ${(frac * 100).toFixed(0)}% (${formatBytes(done)} of ${formatBytes(total)})\n`);
+        this.out.write(`${this.label}: ${q * 25}% (${formatBytes(done)} of ${formatBytes(total)})\n`);
       }
     }
   }
