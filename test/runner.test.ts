@@ -2,6 +2,8 @@
 // batching of concurrent requests, aborts and the cache blocks they free, stop conditions, MTP
 // speculative decoding identical to greedy, the CLI.
 import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as dsk from '../lib/index';
@@ -146,6 +148,33 @@ describe('generation on cpu (tiny preset)', () => {
     ]);
     expect(a).toEqual(b);
     expect(model.cache.freeBlocks).toBe(model.cache.usableBlocks);
+  });
+
+  it('loading reports progress, can be aborted, and refuses a truncated shard before reading data', async () => {
+    const seen: number[] = [];
+    let total = 0;
+    const m = await dsk.loadModel(dir, { device: 'cpu', maxSeqLen: 128, kvCacheTokens: 256, onProgress: (p) => { seen.push(p.bytes); total = p.totalBytes; } });
+    m.dispose();
+    expect(seen.length).toBeGreaterThan(3);
+    expect(seen.every((b, i) => i === 0 || b >= seen[i - 1])).toBe(true);
+    expect(seen[seen.length - 1]).toBe(total);
+    const ac = new AbortController();
+    const p = dsk.loadModel(dir, { device: 'cpu', signal: ac.signal, onProgress: (x) => { if (x.bytes > total / 3) ac.abort(); } });
+    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
+    // A copy of the checkpoint whose largest shard lost its tail.
+    const bad = mkdtempSync(join(tmpdir(), 'dsk-trunc-'));
+    try {
+      const files = readdirSync(dir);
+      const shard = files.filter((f) => f.endsWith('.safetensors')).sort((a, b) => statSync(join(dir, b)).size - statSync(join(dir, a)).size)[0];
+      for (const f of files) if (f !== shard) symlinkSync(join(dir, f), join(bad, f));
+      copyFileSync(join(dir, shard), join(bad, shard));
+      truncateSync(join(bad, shard), statSync(join(dir, shard)).size - 1000);
+      let progressed = false;
+      await expect(dsk.loadModel(bad, { device: 'cpu', onProgress: () => (progressed = true) })).rejects.toThrow(new RegExp(`${shard}: tensor "[^"]+": data_offsets .* file truncated`));
+      expect(progressed).toBe(false);
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
   });
 
   it('the dsk CLI makes, inspects and runs a model', () => {

@@ -151,7 +151,7 @@ export class Model {
       w?.();
     };
     const dec = this.tokenizer.streamDecoder();
-    let text = '', held = '', count = 0, tFirst = 0, tLast = 0;
+    let text = '', held = '', count = 0, tFirst = 0, tLast = 0, stopMatched = false;
     let resolveSummary!: (s: GenerateSummary) => void;
     const summary = new Promise<GenerateSummary>((r) => (resolveSummary = r));
     const stats = this.engine.submit({
@@ -176,6 +176,7 @@ export class Model {
               if (k >= 0 && (cut < 0 || k < cut)) cut = k;
             }
             if (cut >= 0) {
+              stopMatched = true;
               const out = held.slice(0, cut);
               text += out;
               held = '';
@@ -194,7 +195,7 @@ export class Model {
           return false;
         },
         finish: (reason, error) => {
-          if (reason !== 'stop' || !stops.length) {
+          if (!stopMatched) {
             const rest = held + dec.flush();
             if (rest && queue.length) queue[queue.length - 1] = { ...queue[queue.length - 1], text: queue[queue.length - 1].text + rest };
             text += rest;
