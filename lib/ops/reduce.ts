@@ -36,7 +36,7 @@ function softmaxLike(name: 'softmax' | 'logSoftmax', x: Tensor, options?: Softma
 /**
  * Softmax over the last dim in f32 (max-subtracted, so large logits do not overflow), rounded once to
  * x's dtype unless `outDtype`. The denominator is summed in one fixed order, so every device gives the
- * same bits. A row holding +inf, or only -inf/NaN, gives NaN.
+ * same bits. A row holding NaN or +inf, or only -inf, gives NaN.
  */
 export function softmax(x: Tensor, options?: SoftmaxOptions): Tensor {
   return softmaxLike('softmax', x, options);

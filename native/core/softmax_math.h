@@ -4,7 +4,7 @@
 //   s   = sum of e_i in the canonical row order (row_sum.h)
 //   softmax_i    = e_i / s
 //   logSoftmax_i = (x_i - m) - portable_log(s)
-// A row holding +inf, or only -inf/NaN, gives NaN, as in PyTorch.
+// A row holding NaN or +inf, or only -inf, gives NaN, as in PyTorch.
 #pragma once
 #include "portable_math.h"
 

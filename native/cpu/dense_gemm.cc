@@ -71,7 +71,7 @@ void gemm_nt(const void* a, int64_t lda, const void* b, int64_t ldb, DType in_dt
           float tile[kMr][kNr];
           micro(arow, bt, K, tile);
           for (int i = 0; i < kMr && m0 + i < M; ++i)
-            for (int j = 0; j < kNr && j0 + j < nn; ++j) store_f32(out, out_dt, (m0 + i) * N + n0 + j, tile[i][j]);
+            for (int j = 0; j < kNr && j0 + j < nn; ++j) store_f32(out, out_dt, (m0 + i) * N + n0 + j0 + j, tile[i][j]);
         }
       }
     }
