@@ -19,6 +19,7 @@ export interface RmsNormOptions {
  */
 export function rmsNorm(x: Tensor, weight: Tensor, options?: { eps?: number; residual?: undefined }): Tensor;
 export function rmsNorm(x: Tensor, weight: Tensor, options: { eps?: number; residual: Tensor }): { out: Tensor; residual: Tensor };
+export function rmsNorm(x: Tensor, weight: Tensor, options?: RmsNormOptions): Tensor | { out: Tensor; residual: Tensor };
 export function rmsNorm(x: Tensor, weight: Tensor, options?: RmsNormOptions): Tensor | { out: Tensor; residual: Tensor } {
   const c = new Check('rmsNorm');
   c.tensor(x, 'x', { dtypes: ['bf16', 'f32'] });
