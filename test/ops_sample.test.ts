@@ -9,7 +9,7 @@ import { expectTensorsBitEqual, f64, gpuDevices, on } from './helpers/ops';
 
 interface Opts { temperature: number; topK?: number; topP?: number; seed: number }
 
-/** float64 version of native/core/sample_math.h for one row: the sorted candidates with their cumulative
+/** float64 version of native/math/sample_math.h for one row: the sorted candidates with their cumulative
  *  probability, and the float64 token. */
 function sample64(x: Float64Array, o: Opts, row: number) {
   const V = x.length;

@@ -35,7 +35,7 @@ function seedHalves(c: Check, seed: unknown): [number, number] {
  * candidates sorted by z descending, ties to the lower index; keep the first topK; p = softmax(z) over
  * them; keep the smallest prefix whose mass reaches topP; renormalize; draw u in [0, 1) from Philox
  * (counter = row, key = seed) and return the first candidate whose cumulative mass exceeds u * total.
- * Every sum follows one fixed order (native/core/sample_math.h), so CPU and CUDA return the same tokens
+ * Every sum follows one fixed order (native/math/sample_math.h), so CPU and CUDA return the same tokens
  * for the same seed. If the largest z is +inf, or every z is -inf, the row returns its argmax.
  */
 export function sample(logits: Tensor, options?: SampleOptions): Tensor {

@@ -1,5 +1,5 @@
 // FP8 quantization and SwiGLU: argument checks, then dispatch to native/cpu/quant.h or native/cuda/quant.h.
-#include "../core/fp8_quant.h"
+#include "../math/fp8_quant.h"
 #include "../cpu/quant.h"
 #include "../cuda/quant.h"
 #include "addon.h"

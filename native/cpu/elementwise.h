@@ -3,7 +3,7 @@
 #pragma once
 #include "../core/strided.h"
 
-#include "../core/portable_math.h"
+#include "../math/portable_math.h"
 
 namespace dsk {
 enum class BinaryOp : int32_t { Add = 0, Mul = 1 };

@@ -2,8 +2,8 @@
 
 #include <vector>
 
-#include "../core/norm_math.h"
-#include "../core/row_sum.h"
+#include "../math/norm_math.h"
+#include "../math/row_sum.h"
 #include "../core/runtime.h"
 
 namespace dsk::cpu {

@@ -1,4 +1,4 @@
-// CPU reference of RMSNorm (optionally fused with the residual add); formulas in native/core/norm_math.h.
+// CPU reference of RMSNorm (optionally fused with the residual add); formulas in native/math/norm_math.h.
 // x and residual are [rows, D] views with row strides; weight [D]; out and residual_out contiguous [rows, D].
 #pragma once
 #include <cstdint>

@@ -2,9 +2,9 @@
 
 #include <vector>
 
-#include "../core/fp8_quant.h"
+#include "../math/fp8_quant.h"
 #include "../core/runtime.h"
-#include "../core/swiglu.h"
+#include "../math/swiglu.h"
 
 namespace dsk::cpu {
 

@@ -1,4 +1,4 @@
-// CPU references of the FP8 quantization ops and the SwiGLU activation (formulas in native/core/fp8_quant.h).
+// CPU references of the FP8 quantization ops and the SwiGLU activation (formulas in native/math/fp8_quant.h).
 // Inputs are [rows, cols] with unit column stride and a row stride in elements; outputs are contiguous.
 #pragma once
 #include <cstdint>

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "../core/order_key.h"
-#include "../core/row_sum.h"
+#include "../math/order_key.h"
+#include "../math/row_sum.h"
 #include "../core/runtime.h"
-#include "../core/softmax_math.h"
+#include "../math/softmax_math.h"
 
 namespace dsk::cpu {
 

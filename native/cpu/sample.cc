@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "../core/row_sum.h"
+#include "../math/row_sum.h"
 #include "../core/runtime.h"
-#include "../core/sample_math.h"
+#include "../math/sample_math.h"
 
 namespace dsk::cpu {
 

@@ -1,4 +1,4 @@
-// CPU reference of sampling (definition in native/core/sample_math.h): logits [rows, V] row-major view,
+// CPU reference of sampling (definition in native/math/sample_math.h): logits [rows, V] row-major view,
 // temperature > 0, topK (0 = all), topP in (0, 1]; out i32 [rows].
 #pragma once
 #include <cstdint>

@@ -1,6 +1,6 @@
 // RMSNorm: one warp per row up to kWarpRowMax elements (8 rows per block), one block per row beyond. The
 // sum of squares follows the canonical order (row_sum.cuh), so results equal the CPU reference's bits.
-#include "../core/norm_math.h"
+#include "../math/norm_math.h"
 #include "common.cuh"
 #include "norm.h"
 #include "row_sum.cuh"

@@ -1,8 +1,8 @@
 // FP8 quantization and SwiGLU. The formulas live in native/core (fp8_quant.h, swiglu.h) and use unfused
 // f32 operations, so these kernels give the CPU reference's bits. amax is a max, which any reduction
 // order computes exactly.
-#include "../core/fp8_quant.h"
-#include "../core/swiglu.h"
+#include "../math/fp8_quant.h"
+#include "../math/swiglu.h"
 #include "common.cuh"
 #include "quant.h"
 #include "vec.cuh"

@@ -1,8 +1,8 @@
 // Reductions over the last dim. Rows up to kWarpRowMax elements get one warp each (8 per block); longer
 // rows (logits over a 129280-token vocabulary) get a whole block. softmax sums in the canonical order of
 // row_sum.cuh, argmax reduces (order key, index) pairs, topk runs the block radix select of select.cuh.
-#include "../core/order_key.h"
-#include "../core/softmax_math.h"
+#include "../math/order_key.h"
+#include "../math/softmax_math.h"
 #include "common.cuh"
 #include "reduce.h"
 #include "row_sum.cuh"

@@ -1,4 +1,4 @@
-// Row sums on the GPU in the canonical order of native/core/row_sum.h, so they equal the CPU reference's
+// Row sums on the GPU in the canonical order of native/math/row_sum.h, so they equal the CPU reference's
 // bit for bit: a warp reduces a segment (lane l takes chunks l, l+32, ... of 8 elements, in order, then a
 // xor butterfly); segment sums are added left to right. kBlock = false: the calling warp owns the row;
 // kBlock = true: the whole block owns it, its warps take segments in turn and thread 0 adds their sums in
@@ -6,7 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
-#include "../core/row_sum.h"
+#include "../math/row_sum.h"
 
 namespace dsk::cuda {
 

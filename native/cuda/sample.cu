@@ -1,4 +1,4 @@
-// Sampling, one block per row, following native/core/sample_math.h step by step so the token equals the
+// Sampling, one block per row, following native/math/sample_math.h step by step so the token equals the
 // CPU reference's:
 //   1. the largest z key (block max);
 //   2. the topK bound: the composite (key, index) of the topK-th candidate, by radix select;
@@ -11,7 +11,7 @@
 // nucleus spans many pages cost one page selection per 2048 candidates.
 #include <climits>
 
-#include "../core/sample_math.h"
+#include "../math/sample_math.h"
 #include "common.cuh"
 #include "row_sum.cuh"
 #include "sample.h"

@@ -1,4 +1,4 @@
-// CUDA sampling; contract and definition as in native/cpu/sample.h / native/core/sample_math.h (same token).
+// CUDA sampling; contract and definition as in native/cpu/sample.h / native/math/sample_math.h (same token).
 #pragma once
 #include <cstdint>
 

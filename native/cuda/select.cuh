@@ -1,5 +1,5 @@
 // Block-wide top-k selection over one row, shared by topk and sample. Elements are ordered by their
-// 32-bit order key (native/core/order_key.h) with ties to the lower index, i.e. by the composite
+// 32-bit order key (native/math/order_key.h) with ties to the lower index, i.e. by the composite
 // (key << 32) | ~index. A 4-pass MSB radix select (8-bit digits, shared-memory histograms with
 // warp-aggregated atomics) finds the key of the k-th element and how many of its ties to keep; one more
 // pass collects the winners (ties taken in index order by a block scan), and a bitonic sort in shared

@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "dtype.h"
+#include "../core/dtype.h"
 
 namespace dsk {
 

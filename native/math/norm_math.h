@@ -6,7 +6,7 @@
 #pragma once
 #include <cstdint>
 
-#include "dtype.h"
+#include "../core/dtype.h"
 #include "portable_math.h"
 
 namespace dsk {
