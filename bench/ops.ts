@@ -89,6 +89,46 @@ function cases(device: Dev, small: boolean): Case[] {
       });
     }
   }
+
+  // FP8 quantization and the fused SwiGLU + quantize of the MoE intermediate (T x 2048 per expert row).
+  {
+    const x = dsk.randn([T, H], { seed, device, dtype: 'bf16' });
+    out.push({ op: 'quantizeActivation', shape: `[${T}, ${H}] bf16`, run: () => dsk.ops.quantizeActivation(x), flops: 0, bytes: T * H * 2 + T * H + (T * H) / 32 });
+    const w = dsk.randn([2048, H], { seed, device, dtype: 'bf16' });
+    out.push({ op: 'quantizeWeight', shape: `[2048, ${H}] bf16`, run: () => dsk.ops.quantizeWeight(w), flops: 0, bytes: 2048 * H * 3 });
+    const g = dsk.randn([T * 2, 2048], { seed, device, dtype: 'bf16' }), u = dsk.randn([T * 2, 2048], { seed: 2, device, dtype: 'bf16' });
+    out.push({ op: 'swigluQuant', shape: `[${T * 2}, 2048] bf16`, run: () => dsk.ops.swigluQuant(g, u), flops: 0, bytes: T * 2 * 2048 * (2 + 2 + 1) + (T * 2 * 2048) / 32 });
+    const { q, scale } = dsk.ops.quantizeActivation(x);
+    out.push({ op: 'dequantize', shape: `[${T}, ${H}] -> bf16`, run: () => dsk.ops.dequantize(q, scale, { layout: 'activation' }), flops: 0, bytes: T * H * 3 + (T * H) / 32 });
+  }
+  // Norms and the residual add of every layer.
+  {
+    const x = dsk.randn([T, H], { seed, device, dtype: 'bf16' }), r = dsk.randn([T, H], { seed: 2, device, dtype: 'bf16' });
+    const w = dsk.rand([H], { seed, device, dtype: 'bf16', low: 0.5, high: 1.5 });
+    out.push({ op: 'rmsNorm+residual', shape: `[${T}, ${H}] bf16`, run: () => dsk.ops.rmsNorm(x, w, { residual: r }), flops: 0, bytes: T * H * 2 * 4 });
+    out.push({ op: 'add', shape: `[${T}, ${H}] bf16`, run: () => dsk.ops.add(x, r), flops: 0, bytes: T * H * 2 * 3 });
+  }
+  // lm_head and router gate in bf16; the logits' reductions and sampling.
+  for (const m of [1, 64]) {
+    const a = dsk.randn([m, H], { seed, device, dtype: 'bf16' });
+    const b = dsk.randn([V, H], { seed: 2, device, dtype: 'bf16' });
+    out.push({ op: 'gemm (lm_head)', shape: `M=${m} N=${V} K=${H} bf16`, run: () => dsk.ops.gemm(a, b, { outDtype: 'f32' }), flops: 2 * m * V * H, bytes: V * H * 2 + m * H * 2 + m * V * 4, rate: 'bf16' });
+  }
+  {
+    const a = dsk.randn([T, H], { seed, device, dtype: 'bf16' }), b = dsk.randn([E, H], { seed: 2, device, dtype: 'bf16' });
+    out.push({ op: 'gemm (router)', shape: `M=${T} N=${E} K=${H} bf16`, run: () => dsk.ops.gemm(a, b, { outDtype: 'f32' }), flops: 2 * T * E * H, bytes: T * H * 2 + E * H * 2 + T * E * 4, rate: 'bf16' });
+    const big = small ? 1024 : 8192;
+    const c = dsk.randn([big, big], { seed, device, dtype: 'bf16' }), d = dsk.randn([big, big], { seed: 2, device, dtype: 'bf16' });
+    out.push({ op: 'gemm (square)', shape: `${big}^3 bf16`, run: () => dsk.ops.gemm(c, d), flops: 2 * big ** 3, bytes: 3 * big * big * 2, rate: 'bf16' });
+  }
+  for (const B of [1, 64]) {
+    const logits = dsk.randn([B, V], { seed, device, std: 3 });
+    out.push({ op: 'softmax', shape: `[${B}, ${V}] f32`, run: () => dsk.ops.softmax(logits), flops: 0, bytes: B * V * 8 });
+    out.push({ op: 'argmax', shape: `[${B}, ${V}] f32`, run: () => dsk.ops.argmax(logits), flops: 0, bytes: B * V * 4 });
+    out.push({ op: 'topk', shape: `[${B}, ${V}] k=50`, run: () => dsk.ops.topk(logits, 50), flops: 0, bytes: B * V * 4 });
+    out.push({ op: 'sample', shape: `[${B}, ${V}] T=0.7 topK=50 topP=0.9`, run: () => dsk.ops.sample(logits, { temperature: 0.7, topK: 50, topP: 0.9, seed: 1 }), flops: 0, bytes: B * V * 4 });
+    out.push({ op: 'sample (full vocab)', shape: `[${B}, ${V}] T=1 topP=0.95`, run: () => dsk.ops.sample(logits, { temperature: 1, topP: 0.95, seed: 1 }), flops: 0, bytes: B * V * 4 });
+  }
   return out;
 }
 

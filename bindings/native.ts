@@ -92,6 +92,26 @@ export interface NativeOps {
     scale: number,
     causal: boolean,
   ): void;
+
+  // ops_quant.cc
+  quantizeActivation(x: TensorLike, q: TensorLike, scale: TensorLike): void;
+  quantizeWeight(w: TensorLike, q: TensorLike, scale: TensorLike): void;
+  dequantize(q: TensorLike, scale: TensorLike, weightLayout: boolean, out: TensorLike): void;
+  swiglu(gate: TensorLike, up: TensorLike, out: TensorLike): void;
+  swigluQuant(gate: TensorLike, up: TensorLike, q: TensorLike, scale: TensorLike): void;
+  // ops_gemm.cc
+  gemm(a: TensorLike, b: TensorLike, out: TensorLike): void;
+  // ops_norm.cc
+  rmsNorm(x: TensorLike, weight: TensorLike, residual: TensorLike | null, eps: number, out: TensorLike, residualOut: TensorLike | null): void;
+  // ops_elementwise.cc
+  binary(op: 0 | 1, a: TensorLike, b: TensorLike, out: TensorLike): void;
+  scale(x: TensorLike, s: number, out: TensorLike): void;
+  // ops_reduce.cc
+  softmax(x: TensorLike, log: boolean, out: TensorLike): void;
+  argmax(x: TensorLike, out: TensorLike): void;
+  topk(x: TensorLike, k: number, values: TensorLike, indices: TensorLike): void;
+  // ops_sample.cc
+  sample(logits: TensorLike, temperature: number, topK: number, topP: number, seedHigh: number, seedLow: number, out: TensorLike): void;
 }
 
 export type Native = NativeCore & NativeOps;

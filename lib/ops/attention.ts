@@ -129,7 +129,7 @@ export interface MlaDecodeOptions {
   numSplits?: number;
 }
 
-/** The fewest cached tokens a decode split reads for a group of `rows` query rows (native/core/attention_common.h). */
+/** The fewest cached tokens a decode split reads for a group of `rows` query rows (native/math/attention_common.h). */
 function mlaMinSplitTokens(rows: number): number {
   return Math.max(128, Math.ceil((rows * 4) / 32) * 32);
 }

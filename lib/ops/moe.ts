@@ -10,7 +10,7 @@ export const MOE_MAX_EXPERTS = 4096;
 export const MOE_MAX_TOPK = 32;
 /** Largest `nGroup` of {@link moeGate}. */
 export const MOE_MAX_GROUPS = 64;
-/** Slots per histogram chunk of the CUDA permute (native/core/moe_routing.h kMoePermuteChunk). */
+/** Slots per histogram chunk of the CUDA permute (native/math/moe_routing.h kMoePermuteChunk). */
 const PERMUTE_CHUNK = 1024;
 const I32_MAX = 2 ** 31 - 1;
 

@@ -5,8 +5,8 @@
 #include <memory>
 #include <vector>
 
-#include "../core/attention_common.h"
-#include "../core/rope_freqs.h"
+#include "../math/attention_common.h"
+#include "../math/rope_freqs.h"
 #include "../cpu/attention.h"
 #include "../cpu/rope.h"
 #include "../cuda/attention.h"

@@ -1,5 +1,5 @@
 // MoE ops: argument checks (memory safety first: every pointer the kernels touch is inside its tensor,
-// and the routing limits of native/core/moe_routing.h hold), then dispatch to native/cpu/moe.h or
+// and the routing limits of native/math/moe_routing.h hold), then dispatch to native/cpu/moe.h or
 // native/cuda/moe.h.
 #include <climits>
 

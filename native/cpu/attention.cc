@@ -5,7 +5,7 @@
 #include <limits>
 #include <vector>
 
-#include "../core/attention_common.h"
+#include "../math/attention_common.h"
 #include "../core/runtime.h"
 
 namespace dsk::cpu {

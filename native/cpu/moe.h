@@ -5,7 +5,7 @@
 
 #include "../core/diag.h"
 #include "../core/dtype.h"
-#include "../core/moe_routing.h"
+#include "../math/moe_routing.h"
 
 namespace dsk::cpu {
 

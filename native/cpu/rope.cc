@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "../core/rope_freqs.h"
+#include "../math/rope_freqs.h"
 #include "../core/runtime.h"
 
 namespace dsk::cpu {

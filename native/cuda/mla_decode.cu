@@ -21,7 +21,7 @@
 
 #include <cmath>
 
-#include "../core/attention_common.h"
+#include "../math/attention_common.h"
 #include "attention.h"
 #include "attention_mma.cuh"
 #include "common.cuh"

@@ -1,10 +1,10 @@
 // CUDA kernels of the MoE ops; contracts as in native/cpu/moe.h, enqueued on `stream`. Routing gives
-// the same bits as the CPU reference (shared helpers in native/core/moe_routing.h).
+// the same bits as the CPU reference (shared helpers in native/math/moe_routing.h).
 #pragma once
 #include <cstdint>
 
 #include "../core/diag.h"
-#include "../core/moe_routing.h"
+#include "../math/moe_routing.h"
 #include "../core/runtime.h"
 
 namespace dsk::cuda {

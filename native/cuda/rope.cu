@@ -1,4 +1,4 @@
-#include "../core/rope_freqs.h"
+#include "../math/rope_freqs.h"
 #include "common.cuh"
 #include "rope.h"
 

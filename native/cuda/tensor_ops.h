@@ -1,6 +1,6 @@
 // CUDA kernels of the tensor runtime; same contracts as native/cpu/tensor_ops.h, enqueued on `stream`.
 #pragma once
-#include "../core/random.h"
+#include "../math/random.h"
 #include "../core/runtime.h"
 #include "../core/strided.h"
 

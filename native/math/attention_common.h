@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "diag.h"
+#include "../core/diag.h"
 
 namespace dsk {
 
