@@ -7,6 +7,7 @@ import type { Model } from '../lib/runner/model';
 import type { ForwardBatch } from '../lib/model/forward';
 import { ReferenceModel, relErr } from './helpers/deepseek_reference';
 import { testModel } from './helpers/tiny_model';
+import { modelOpsReady } from './helpers/model_ops';
 
 const i32 = (a: ArrayLike<number>, shape?: number[]) => dsk.tensor(Int32Array.from(a), { dtype: 'i32', shape });
 
@@ -71,7 +72,7 @@ const TOL = {
   fp8: { dense: 0.12, layer: 0.12, logits: 0.12, decode: 0.2, free: 0.3, tie: 0.08 },
 };
 
-describe.each([
+describe.runIf(modelOpsReady).each([
   { preset: 'tiny' as const, dtype: 'fp8' as const, quantize: undefined },
   { preset: 'tiny' as const, dtype: 'bf16' as const, quantize: undefined },
   { preset: 'tiny-v2' as const, dtype: 'bf16' as const, quantize: undefined },
