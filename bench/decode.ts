@@ -88,13 +88,26 @@ function pickLayers(preset: Preset, device: dsk.Device, want?: number): number {
   return dense + moe;
 }
 
-async function decodeRun(model: Model, B: number, prompt: number, tokens: number, seed: number): Promise<number> {
+/**
+ * B requests of `prompt` random tokens, `tokens` generated each. Returns the decode rate with all B in
+ * the batch: tokens delivered between the last request's first token and the first request's last
+ * token (prefills of late-admitted requests fall outside that window), per second.
+ */
+async function decodeRun(model: Model, B: number, prompt: number, tokens: number, seed: number): Promise<{ tokensPerSec: number; steps: number }> {
   const rng = (i: number) => 1000 + ((i * 7919 + seed * 104729) % 100000);
-  const runs = Array.from({ length: B }, (_, b) =>
-    model.generate(Array.from({ length: prompt }, (_, i) => rng(i + b * prompt)), { maxTokens: tokens, temperature: 0, ignoreEos: true }),
+  const times = await Promise.all(
+    Array.from({ length: B }, async (_, b) => {
+      const ts: number[] = [];
+      const s = model.generate(Array.from({ length: prompt }, (_, i) => rng(i + b * prompt)), { maxTokens: tokens, temperature: 0, ignoreEos: true });
+      for await (const _e of s) ts.push(performance.now());
+      return ts;
+    }),
   );
-  const sums = await Promise.all(runs.map(async (r) => { await r.text(); return r.summary; }));
-  return median(sums.map((s) => s.tokensPerSecond));
+  const start = Math.max(...times.map((t) => t[0]));
+  const end = Math.min(...times.map((t) => t[t.length - 1]));
+  let n = 0;
+  for (const t of times) for (const x of t) if (x > start && x <= end) n++;
+  return { tokensPerSec: end > start ? (n * 1000) / (end - start) : 0, steps: n / B };
 }
 
 async function main(): Promise<void> {
@@ -125,11 +138,11 @@ async function main(): Promise<void> {
     await decodeRun(model, 1, 16, 4, 0); // warm-up: lazy modules, graph capture for B = 1
     for (const B of batches) {
       await decodeRun(model, B, 16, 3, 1); // capture the graph of this batch size
-      const perSeq = await decodeRun(model, B, ctx, gen, 2);
-      const stepMs = 1000 / perSeq;
+      const r = await decodeRun(model, B, ctx, gen, 2);
+      const stepMs = (B * 1000) / r.tokensPerSec;
       const bytes = decodeWeightBytes(c, B) + B * (ctx + gen / 2) * kvPerToken;
       const floorMs = floorUs({ flops: 0, bytes }, ceilings) / 1000;
-      report.add({ phase: 'decode', batch: B, 'tokens/s': perSeq * B, step_ms: stepMs, floor_ms: floorMs, 'floor tokens/s': (B * 1000) / floorMs, 'x floor': stepMs / floorMs, GB_per_step: bytes / 1e9 });
+      report.add({ phase: 'decode', batch: B, 'tokens/s': r.tokensPerSec, step_ms: stepMs, floor_ms: floorMs, 'floor tokens/s': (B * 1000) / floorMs, 'x floor': stepMs / floorMs, GB_per_step: bytes / 1e9 });
     }
     for (const T of onGpu ? [1024, 4096] : [128]) {
       const ids = Array.from({ length: T }, (_, i) => 1000 + ((i * 31) % 90000));
