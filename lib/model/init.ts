@@ -73,7 +73,7 @@ function chunkTensor(spec: WeightSpec, c: ModelConfig, seed: number | bigint, ch
 }
 
 /** The stored bytes of a weight, produced chunk by chunk on the CPU (bounded host memory). */
-export async function* weightBytes(spec: WeightSpec, c: ModelConfig, seed: number | bigint): AsyncGenerator<Uint8Array> {
+export async function* weightByteChunks(spec: WeightSpec, c: ModelConfig, seed: number | bigint): AsyncGenerator<Uint8Array> {
   const R = spec.shape[0] ?? 1;
   const per = rowsPerChunk(spec.shape);
   for (let r0 = 0, k = 0; r0 < R; r0 += per, k++) {

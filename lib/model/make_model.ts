@@ -5,7 +5,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig } from './config';
-import { scaleBytes, storedDType, weightBytes } from './init';
+import { scaleBytes, storedDType, weightByteChunks } from './init';
 import { type WeightSpec, blockScaleShape, checkpointLayout, scaleName } from './layout';
 import { type Preset, type PresetOptions, presetConfig } from './presets';
 import { DTYPE_TO_ST, type TensorToWrite, tensorBytes, writeSafetensors } from './safetensors';
@@ -33,7 +33,7 @@ export interface MakeModelResult {
 
 /** The safetensors entries of one logical weight (the weight, then its scale when FP8). */
 function entries(spec: WeightSpec, cfg: ReturnType<typeof parseConfig>, seed: number): TensorToWrite[] {
-  const out: TensorToWrite[] = [{ name: spec.name, dtype: DTYPE_TO_ST[storedDType(spec)], shape: spec.shape, data: () => weightBytes(spec, cfg, seed) }];
+  const out: TensorToWrite[] = [{ name: spec.name, dtype: DTYPE_TO_ST[storedDType(spec)], shape: spec.shape, data: () => weightByteChunks(spec, cfg, seed) }];
   if (spec.fp8) out.push({ name: scaleName(spec.name), dtype: 'F32', shape: blockScaleShape(spec.shape), data: () => scaleBytes(spec, cfg, seed) });
   return out;
 }
