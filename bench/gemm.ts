@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as dsk from '../lib/index';
 import { getNative } from '../lib/native';
-import { Report, measureCeilings, timeKernel } from './harness';
+import { Report, measureCeilings, timeKernel, type Row } from './harness';
 
 type Kind = 'normal' | 'contiguous' | 'masked';
 interface Shape {
@@ -205,7 +205,7 @@ async function benchOurs(shapes: Shape[], withCublas: boolean, report: Report, d
     }
     const d = dg.find((r) => r.kind === s.kind && r.groups === s.groups && r.m === s.m && r.n === s.n && r.k === s.k);
     const floorUs = Math.max(flops / PEAK_FLOPS, bytes / 3.35e12) * 1e6;
-    const row = {
+    const row: Row = {
       shape: label(s),
       config: choice,
       us: ours,
@@ -223,8 +223,7 @@ async function benchOurs(shapes: Shape[], withCublas: boolean, report: Report, d
       'ours/DG graph': ours && d?.deepgemm_graph_us ? d.deepgemm_graph_us / ours : null,
       note: [err, clNote].filter(Boolean).join('; ') || null,
     };
-    report.add(row);
-    console.log(`row ${JSON.stringify(row)}`); // progress (and partial results if the run is cut short)
+    report.add(row); // prints the row as it comes (partial results survive a cut-short run)
     dispose(o);
   }
 }
@@ -244,7 +243,7 @@ async function main(): Promise<void> {
   if (has('--sweep')) {
     // Every configuration on every shape, one child process per configuration.
     const configs = (arg('--configs')?.split(',') ?? dsk.ops.fp8GemmTesting.configs()).filter((c) => c !== 'portable');
-    const rows: Record<string, number | string>[] = [];
+    const rows: Row[] = [];
     for (const cfg of configs) {
       const tmp = `/tmp/dsk-gemm-sweep-${process.pid}-${cfg}.json`;
       const sel = shapes
@@ -260,12 +259,13 @@ async function main(): Promise<void> {
         rows.push({ config: cfg, failed: String(r.status ?? r.signal) });
         continue;
       }
-      for (const row of JSON.parse(fs.readFileSync(tmp, 'utf8')).rows)
+      for (const row of JSON.parse(fs.readFileSync(tmp, 'utf8')).rows as Row[])
         rows.push({ config: cfg, shape: row.shape, us: row.us, TFLOPs: row.TFLOPs, check: row['check err'], note: row.note });
       fs.unlinkSync(tmp);
       console.log(`sweep ${cfg}: done`);
     }
-    const best = new Report(`FP8 GEMM sweep on ${info?.name}: best configuration per shape`, ['shape', 'best', 'us', 'TFLOPs', 'second', 'us2']);
+    console.log(`\nFP8 GEMM sweep on ${info?.name}: best configuration per shape`);
+    const best = new Report('gemm-sweep-best');
     for (const s of shapes) {
       // only configurations whose output matched the portable kernel's
       const rs = rows
@@ -273,22 +273,23 @@ async function main(): Promise<void> {
         .sort((x, y) => (x.us as number) - (y.us as number));
       best.add({ shape: label(s), best: (rs[0]?.config as string) ?? null, us: (rs[0]?.us as number) ?? null, TFLOPs: (rs[0]?.TFLOPs as number) ?? null, second: (rs[1]?.config as string) ?? null, us2: (rs[1]?.us as number) ?? null });
     }
-    best.print();
     const bad = rows.filter((r) => r.failed || (typeof r.check === 'number' && (r.check as number) >= 4e-3) || r.note);
     if (bad.length) console.log(`\nsweep problems:\n${bad.map((r) => JSON.stringify(r)).join('\n')}`);
+    best.write(jsonPath ? jsonPath.replace(/\.json$/, '') + '-best.json' : undefined);
     if (jsonPath) fs.writeFileSync(jsonPath, JSON.stringify({ device: info, rows }, null, 1));
     return;
   }
 
   if (arg('--config')) dsk.ops.fp8GemmTesting.force(arg('--config')!);
-  const report = new Report(`FP8 GEMM (bf16 out, 1x128 x 128x128 scales) on ${info?.name}, L2 flushed before each call${arg('--config') ? `, config ${arg('--config')}` : ''}`, [
-    'shape', 'config', 'us', 'TFLOPs', 'GB/s', 'of floor', 'cuBLASLt us', 'ours/cuBLASLt', 'cuBLASLt err', 'DeepGEMM us', 'ours/DeepGEMM', 'DG graph us', 'ours/DG graph', 'note',
-  ]);
   const ceilings = has('--ceilings') ? await measureCeilings(DEVICE) : null;
+  console.log(`\nFP8 GEMM (bf16 out, 1x128 x 128x128 scales) on ${info?.name}, L2 flushed before each call${arg('--config') ? `, config ${arg('--config')}` : ''}`);
+  const report = new Report('gemm', {
+    ceilings,
+    method: 'bench/harness.ts timeKernel (CUDA graph of [256 MB L2 flush, call] pairs minus a graph of flushes); floor = max(flops / 1979 TFLOP/s, bytes / 3.35 TB/s)',
+  });
   await benchOurs(shapes, !has('--no-cublas'), report, dg);
-  report.print();
-  if (ceilings) console.log(`\ndevice copy bandwidth (read + write): ${(ceilings.copyBytesPerSec / 1e9).toFixed(0)} GB/s`);
-  if (jsonPath) report.writeJson(jsonPath, { device: info, ceilings, method: 'CUDA graph of [256 MB L2 flush, call] pairs minus a graph of flushes, median of 9 replays; floor = max(flops / 1979 TFLOP/s, bytes / 3.35 TB/s)' });
+  if (ceilings) console.log(`\nceilings: copy ${ceilings.copyGBps.toFixed(0)} GB/s, fp8 ${ceilings.fp8Tflops?.toFixed(0) ?? '-'} TFLOP/s`);
+  report.write(jsonPath);
 }
 
 main().catch((e) => {

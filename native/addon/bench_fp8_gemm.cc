@@ -1,8 +1,6 @@
-// Benchmark-only helpers (used by bench/, never by the ops):
-//  - CUDA graph capture of whatever the ops enqueue on a device's stream, and timed replays, so a bench can
-//    time graphs of [L2 flush, call] pairs minus graphs of flushes (launch overhead excluded);
-//  - cuBLASLt's block-scaled FP8 GEMM (1x128 activation scales x 128x128 weight scales, bf16 out), the
-//    vendor reference, loaded at run time with dlopen when a libcublasLt is present (nothing links to it).
+// Benchmark-only helper (used by bench/gemm.ts, never by the ops): cuBLASLt's block-scaled FP8 GEMM
+// (1x128 activation scales x 128x128 weight scales, bf16 out), the vendor reference, loaded at run time with
+// dlopen when a libcublasLt is present (nothing links to it).
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -20,16 +18,6 @@ namespace dsk::addon {
 
 #if DSK_WITH_CUDA
 namespace {
-
-struct GraphHolder {
-  cudaGraphExec_t exec = nullptr;
-  cudaGraph_t graph = nullptr;
-  int device = 0;
-  ~GraphHolder() {
-    if (exec) cudaGraphExecDestroy(exec);
-    if (graph) cudaGraphDestroy(graph);
-  }
-};
 
 void check(cudaError_t e, const char* op) {
   if (e != cudaSuccess) throw Error(ErrorKind::Cuda, op, cudaGetErrorString(e), cudaGetErrorName(e));
@@ -110,65 +98,6 @@ Lt& lt() {
 }
 
 }  // namespace
-
-// benchGraphBegin(device): starts capturing the device's stream (relaxed mode).
-static Napi::Value bench_graph_begin(const Napi::CallbackInfo& info) {
-  OpArgs args(info, "benchGraphBegin", 1);
-  int dev = args.device(0, "device");
-  if (dev < 0) args.fail_type("device must be a cuda device");
-  CudaDevice& d = CudaDevice::get(dev, args.op());
-  CudaDeviceGuard g(dev);
-  check(cudaStreamBeginCapture(reinterpret_cast<cudaStream_t>(d.stream()), cudaStreamCaptureModeRelaxed), args.op());
-  return info.Env().Undefined();
-}
-
-// benchGraphEnd(device) -> graph: ends the capture and instantiates it.
-static Napi::Value bench_graph_end(const Napi::CallbackInfo& info) {
-  OpArgs args(info, "benchGraphEnd", 1);
-  int dev = args.device(0, "device");
-  if (dev < 0) args.fail_type("device must be a cuda device");
-  CudaDevice& d = CudaDevice::get(dev, args.op());
-  CudaDeviceGuard g(dev);
-  auto* h = new GraphHolder();
-  h->device = dev;
-  cudaError_t e = cudaStreamEndCapture(reinterpret_cast<cudaStream_t>(d.stream()), &h->graph);
-  if (e == cudaSuccess) e = cudaGraphInstantiate(&h->exec, h->graph, 0);
-  if (e != cudaSuccess) {
-    delete h;
-    check(e, args.op());
-  }
-  return Napi::External<GraphHolder>::New(info.Env(), h, [](Napi::Env, GraphHolder* p) { delete p; });
-}
-
-// benchGraphReplay(graph, replays) -> number[]: milliseconds of each replay (CUDA events around each launch,
-// after one untimed replay). Blocks the calling thread: bench use only.
-static Napi::Value bench_graph_replay(const Napi::CallbackInfo& info) {
-  OpArgs args(info, "benchGraphReplay", 2);
-  if (!info[0].IsExternal()) args.fail_type("graph must come from benchGraphEnd");
-  GraphHolder* h = info[0].As<Napi::External<GraphHolder>>().Data();
-  int replays = static_cast<int>(args.integer(1, "replays", 1, 10000));
-  CudaDevice& d = CudaDevice::get(h->device, args.op());
-  CudaDeviceGuard g(h->device);
-  cudaStream_t s = reinterpret_cast<cudaStream_t>(d.stream());
-  std::vector<cudaEvent_t> ev(2 * replays);
-  for (auto& e : ev) check(cudaEventCreate(&e), args.op());
-  check(cudaGraphLaunch(h->exec, s), args.op());
-  for (int r = 0; r < replays; ++r) {
-    check(cudaEventRecord(ev[2 * r], s), args.op());
-    check(cudaGraphLaunch(h->exec, s), args.op());
-    check(cudaEventRecord(ev[2 * r + 1], s), args.op());
-  }
-  cudaError_t e = cudaEventSynchronize(ev.back());
-  Napi::Array out = Napi::Array::New(info.Env(), replays);
-  for (int r = 0; r < replays && e == cudaSuccess; ++r) {
-    float ms = 0;
-    e = cudaEventElapsedTime(&ms, ev[2 * r], ev[2 * r + 1]);
-    out.Set(static_cast<uint32_t>(r), ms);
-  }
-  for (auto& x : ev) cudaEventDestroy(x);
-  check(e, args.op());
-  return out;
-}
 
 // benchCublasLtStatus() -> '' when cuBLASLt is usable, else why not.
 static Napi::Value bench_cublaslt_status(const Napi::CallbackInfo& info) {
@@ -251,9 +180,6 @@ static Napi::Value bench_cublaslt_fp8_gemm(const Napi::CallbackInfo& info) {
 }
 
 DSK_EXPORTS(bench_fp8_gemm_exports) {
-  def(env, exports, "benchGraphBegin", bench_graph_begin);
-  def(env, exports, "benchGraphEnd", bench_graph_end);
-  def(env, exports, "benchGraphReplay", bench_graph_replay);
   def(env, exports, "benchCublasLtStatus", bench_cublaslt_status);
   def(env, exports, "benchCublasLtFp8Gemm", bench_cublaslt_fp8_gemm);
 }

@@ -28,6 +28,10 @@ enum DiagSite : int32_t {
   kDiagSeqLens,
   kDiagMaskedM,
   kDiagGatherIndex,
+  kDiagMoeMap,
+  kDiagCuSeqlens,
+  kDiagPrefillLength,
+  kDiagPrefillCoverage,
   kDiagSiteCount
 };
 
@@ -41,6 +45,10 @@ inline const char* diag_site_name(int32_t site) {
     case kDiagSeqLens: return "mlaDecode: seqLens";
     case kDiagMaskedM: return "fp8GroupedGemmMasked: maskedM";
     case kDiagGatherIndex: return "gather: index";
+    case kDiagMoeMap: return "moeUnpermute: map";
+    case kDiagCuSeqlens: return "attentionPrefill: cuSeqlens";
+    case kDiagPrefillLength: return "attentionPrefill: a sequence length cuSeqlens[b+1] - cuSeqlens[b] (at most maxSeqlen)";
+    case kDiagPrefillCoverage: return "attentionPrefill: the tokens outside cuSeqlens (cuSeqlens must run from 0 to T)";
     default: return "kernel: index";
   }
 }
