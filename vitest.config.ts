@@ -7,6 +7,7 @@ export default defineConfig({
     pool: 'forks',
     include: ['test/**/*.test.ts'],
     env: { DSK_POISON: '1' },
+    execArgv: ['--expose-gc'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default'],

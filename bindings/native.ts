@@ -36,11 +36,16 @@ export interface NativeCore {
   buildInfo(): { cuda: boolean; cudaRuntimeVersion?: number; cpuThreads: number };
   cudaStatus(): { count: number; reason: string; driverVersion: number };
   deviceInfo(device: number): CudaDeviceInfo;
-  memoryStats(device: number): { used: number; reserved: number; free: number; total: number };
+  memoryStats(device: number): { liveBuffers: number; liveBytes: number; used?: number; reserved?: number; free?: number; total?: number };
   write(storage: NativeStorage, byteOffset: number, data: ArrayBufferView | ArrayBuffer): void;
   read(storage: NativeStorage, byteOffset: number, nbytes: number): Promise<ArrayBuffer>;
   transfer(dst: NativeStorage, dstByteOffset: number, src: NativeStorage, srcByteOffset: number, nbytes: number): void;
   synchronize(device: number): Promise<void>;
+  externalMemory(): number;
+
+  captureBegin(device: number): void;
+  captureEnd(device: number, keep: boolean): unknown;
+  flushL2(device: number, bytes: number): void;
 
   copy(dst: TensorLike, src: TensorLike): void;
   fill(dst: TensorLike, value: number): void;
@@ -77,6 +82,74 @@ export interface NativeOps {
   epPeerCopy(peerRank: number, bytes: number, iters: number): void;
   epBusy(out: TensorLike, iters: number): void;
   epGate(device: number, us: number, onComm: boolean): void;
+  // ops_moe.cc
+  moeGate(logits: TensorLike, bias: TensorLike | null, indices: TensorLike, weights: TensorLike, scoring: 0 | 1, nGroup: number,
+    topkGroup: number, groupScore: 0 | 1, normTopk: boolean, routedScale: number): void;
+  moeCount(indices: TensorLike, counts: TensorLike): void;
+  moeBiasUpdate(bias: TensorLike, tokensPerExpert: TensorLike, out: TensorLike, gamma: number): void;
+  moePermute(x: TensorLike, indices: TensorLike, scale: TensorLike | null, out: TensorLike, scaleOut: TensorLike | null,
+    mIndices: TensorLike, map: TensorLike, counts: TensorLike, offsets: TensorLike, workspace: TensorLike, align: number): void;
+  moeUnpermute(y: TensorLike, map: TensorLike, weights: TensorLike, out: TensorLike): void;
+  // ops_attention.cc
+  rope(
+    x: TensorLike,
+    positions: TensorLike,
+    out: TensorLike,
+    theta: number,
+    ropeDim: number,
+    yarnFactor: number,
+    originalMaxPosition: number,
+    betaFast: number,
+    betaSlow: number,
+    mscale: number,
+    mscaleAllDim: number,
+  ): void;
+  attentionPrefill(q: TensorLike, k: TensorLike, v: TensorLike, cuSeqlens: TensorLike, out: TensorLike, maxSeqlen: number, causal: boolean, scale: number): void;
+  mlaCacheWrite(cache: TensorLike, latent: TensorLike, slots: TensorLike): void;
+  mlaDecode(
+    q: TensorLike,
+    cache: TensorLike,
+    blockTable: TensorLike,
+    seqLens: TensorLike,
+    out: TensorLike,
+    lse: TensorLike,
+    workspace: TensorLike | null,
+    nsplit: number,
+    scale: number,
+    causal: boolean,
+  ): void;
+
+  // ops_quant.cc
+  quantizeActivation(x: TensorLike, q: TensorLike, scale: TensorLike): void;
+  quantizeWeight(w: TensorLike, q: TensorLike, scale: TensorLike): void;
+  dequantize(q: TensorLike, scale: TensorLike, weightLayout: boolean, out: TensorLike): void;
+  swiglu(gate: TensorLike, up: TensorLike, out: TensorLike): void;
+  swigluQuant(gate: TensorLike, up: TensorLike, q: TensorLike, scale: TensorLike): void;
+  // ops_gemm.cc
+  gemm(a: TensorLike, b: TensorLike, out: TensorLike): void;
+  // ops_norm.cc
+  rmsNorm(x: TensorLike, weight: TensorLike, residual: TensorLike | null, eps: number, out: TensorLike, residualOut: TensorLike | null): void;
+  // ops_elementwise.cc
+  binary(op: 0 | 1, a: TensorLike, b: TensorLike, out: TensorLike): void;
+  scale(x: TensorLike, s: number, out: TensorLike): void;
+  // ops_reduce.cc
+  softmax(x: TensorLike, log: boolean, out: TensorLike): void;
+  argmax(x: TensorLike, out: TensorLike): void;
+  topk(x: TensorLike, k: number, values: TensorLike, indices: TensorLike): void;
+  // ops_sample.cc
+  sample(logits: TensorLike, temperature: number, topK: number, topP: number, seedHigh: number, seedLow: number, out: TensorLike): void;
+
+  // ops_fp8_gemm.cc
+  fp8Gemm(a: TensorLike, aScale: TensorLike, b: TensorLike, bScale: TensorLike, out: TensorLike): void;
+  fp8GroupedGemmContiguous(a: TensorLike, aScale: TensorLike, b: TensorLike, bScale: TensorLike, mIndices: TensorLike, out: TensorLike): void;
+  fp8GroupedGemmMasked(a: TensorLike, aScale: TensorLike, b: TensorLike, bScale: TensorLike, maskedM: TensorLike, out: TensorLike): void;
+  fp8GemmConfigs(): string[];
+  fp8GemmForceConfig(name: string): void;
+  fp8GemmChoice(device: number, kind: 0 | 1 | 2, m: number, n: number, k: number, groups: number): string;
+
+  // bench_fp8_gemm.cc (CUDA builds only; benchmarks, not ops)
+  benchCublasLtStatus?(): string;
+  benchCublasLtFp8Gemm?(a: TensorLike, aScaleT: TensorLike, b: TensorLike, bScale: TensorLike, out: TensorLike): void;
 }
 
 export type Native = NativeCore & NativeOps;

@@ -68,24 +68,8 @@ export function synchronize(device: DeviceLike = 'cpu'): Promise<void> {
   return getNative().synchronize(resolveDevice(device));
 }
 
-export const cuda = {
-  /** Whether a GPU is usable (a driver, a GPU, and a build with CUDA). */
-  isAvailable(): boolean {
-    return getNative().cudaStatus().count > 0;
-  },
-  deviceCount(): number {
-    return getNative().cudaStatus().count;
-  },
-  /** Why no GPU is usable ('' when one is). */
-  status(): { available: boolean; count: number; reason: string; driverVersion: number; builtWithCuda: boolean } {
-    const n = getNative();
-    const s = n.cudaStatus();
-    return { available: s.count > 0, ...s, builtWithCuda: n.buildInfo().cuda };
-  },
-  /** Stream-ordered pool usage: bytes held by live tensors (`used`) and reserved by the pool. */
-  memoryStats(device: DeviceLike = 'cuda:0'): { used: number; reserved: number; free: number; total: number } {
-    const i = resolveDevice(device);
-    if (i < 0) throw new RangeError('device: memoryStats is for cuda devices');
-    return getNative().memoryStats(i);
-  },
-};
+
+/** Buffers (and their bytes) this process holds on a device; with cuda, also the pool's figures. */
+export function memoryStats(device: DeviceLike = 'cpu'): { liveBuffers: number; liveBytes: number; used?: number; reserved?: number; free?: number; total?: number } {
+  return getNative().memoryStats(resolveDevice(device));
+}

@@ -112,6 +112,8 @@ export function fromBytes(bytes: ArrayBufferView | ArrayBuffer, options: TensorO
   const dtype = checkDType(o.dtype, 'dtype');
   const nbytes = bytes instanceof ArrayBuffer ? bytes.byteLength : ArrayBuffer.isView(bytes) ? bytes.byteLength : NaN;
   if (Number.isNaN(nbytes)) throw new TypeError('bytes must be an ArrayBuffer or a typed array');
+  if (!o.shape && nbytes % DTYPE_SIZE[dtype] !== 0)
+    throw new RangeError(`bytes has ${nbytes} bytes, not a whole number of ${dtype} elements (${DTYPE_SIZE[dtype]} bytes each)`);
   const shape = o.shape ? checkShape(o.shape) : [nbytes / DTYPE_SIZE[dtype]];
   if (numelOf(shape) * DTYPE_SIZE[dtype] !== nbytes)
     throw new RangeError(`bytes has ${nbytes} bytes, but shape [${shape.join(', ')}] of ${dtype} needs ${numelOf(shape) * DTYPE_SIZE[dtype]}`);

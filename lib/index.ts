@@ -7,8 +7,10 @@
  */
 export { Tensor, type Shape, type ToArrayOptions } from './tensor';
 export { type DType, DTYPES, DTYPE_SIZE } from './dtype';
-export { type Device, type DeviceLike, type DeviceDescription, devices, synchronize, cuda } from './device';
+export { type Device, type DeviceLike, type DeviceDescription, devices, synchronize, memoryStats } from './device';
+export { cuda } from './cuda';
 export { DskError, DskCudaError } from './errors';
+export { graph, type CudaGraph } from './graph';
 export {
   tensor,
   fromBytes,
@@ -42,3 +44,21 @@ export {
   type EpMoeWeights,
   type MoeOps,
 } from './dist';
+// Model runner: load a Hugging Face DeepSeek-V3 / V2 checkpoint, generate, stream.
+export {
+  loadModel,
+  Model,
+  type LoadModelOptions,
+  type GenerateOptions,
+  type GenerateEvent,
+  type GenerateSummary,
+  type GenerateStream,
+} from './runner/model';
+export { makeModel, type MakeModelOptions } from './model/make_model';
+export { inspectCheckpoint, type InspectReport } from './model/inspect';
+export { parseConfig, type ModelConfig, UnsupportedConfigError } from './model/config';
+export { SafetensorsFile, SafetensorsError, writeSafetensors } from './model/safetensors';
+export { Checkpoint, CheckpointError } from './model/checkpoint';
+export { ModelTokenizer, type ChatMessage } from './model/tokenizer';
+export { KvCacheFullError } from './model/kv_cache';
+export { PRESETS, type Preset } from './model/presets';

@@ -301,6 +301,34 @@ export class Tensor implements TensorLike {
     return out;
   }
 
+  /** Overwrites this tensor's elements with `src`'s (same shape; converted to this dtype; enqueued). */
+  copyFrom(src: Tensor): this {
+    this.assertLive('dst');
+    if (!(src instanceof Tensor)) throw new TypeError('copyFrom: src must be a Tensor');
+    src.assertLive('src');
+    if (src.shape.length !== this.shape.length || src.shape.some((s, i) => s !== this.shape[i]))
+      throw new RangeError(`copyFrom: src shape [${src.shape.join(', ')}] differs from [${this.shape.join(', ')}]`);
+    if (src.deviceIndex === this.deviceIndex) {
+      getNative().copy(this, src);
+    } else {
+      const moved = src.to(this.device);
+      getNative().copy(this, moved);
+      moved.dispose();
+    }
+    return this;
+  }
+
+  /** Overwrites the stored bits of this contiguous tensor with `bytes` (exactly nbytes long; enqueued). */
+  write(bytes: ArrayBufferView | ArrayBuffer): this {
+    this.assertLive();
+    if (!this.isContiguous()) throw new RangeError('write: tensor must be contiguous');
+    const n = bytes instanceof ArrayBuffer ? bytes.byteLength : ArrayBuffer.isView(bytes) ? bytes.byteLength : NaN;
+    if (Number.isNaN(n)) throw new TypeError('write: bytes must be an ArrayBuffer or a typed array');
+    if (n !== this.nbytes) throw new RangeError(`write: got ${n} bytes, the tensor holds ${this.nbytes}`);
+    if (n) getNative().write(this.storage, this.offset * DTYPE_SIZE[this.dtype], bytes);
+    return this;
+  }
+
   // ---- reads ----
 
   /**

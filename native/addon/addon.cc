@@ -171,6 +171,9 @@ TensorArg OpArgs::tensor(size_t i, const char* name) const {
   t.name = name;
   t.buf = s->buffer();
   t.device = s->device();
+#if DSK_WITH_CUDA
+  if (!t.device.is_cpu()) CudaDevice::get(t.device.index, op_).note_use(t.buf);
+#endif
   Napi::Value dt = o.Get("dtype");
   if (!dt.IsString()) throw_type(op_, std::string(name) + " must be a Tensor");
   t.dtype = parse_dtype(op_, name, dt.As<Napi::String>().Utf8Value());
@@ -295,6 +298,7 @@ std::shared_ptr<Fence> make_fence(Device device, const char* op) {
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(device.index, op);
   d.ensure_usable(op);
+  d.ensure_not_capturing(op);
   return std::make_shared<CudaFence>(d, op);
 #else
   throw_type(op, "this build has no CUDA support");

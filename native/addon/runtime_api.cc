@@ -1,6 +1,7 @@
 // Devices, data movement between JS and devices, and synchronization.
 #include <cstring>
 
+#include "../cuda/tensor_ops.h"
 #include "addon.h"
 
 #if DSK_WITH_CUDA
@@ -66,7 +67,10 @@ static Napi::Value memory_stats(const Napi::CallbackInfo& info) {
   int idx = a.device(0, "device");
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
-  if (idx < 0) a.fail_range("memoryStats is for cuda devices");
+  Buffer::Census c = Buffer::census(Device{idx});
+  o.Set("liveBuffers", static_cast<double>(c.count));
+  o.Set("liveBytes", static_cast<double>(c.bytes));
+  if (idx < 0) return o;
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(idx, "memoryStats");
   o.Set("used", static_cast<double>(d.pool_used()));
@@ -119,6 +123,7 @@ static Napi::Value write(const Napi::CallbackInfo& info) {
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(buf->device().index, "write");
   d.ensure_usable("write");
+  d.ensure_not_capturing("write");
   CudaDeviceGuard g(d.index());
   void* pinned = d.pinned_acquire(n);
   std::memcpy(pinned, src, n);
@@ -152,6 +157,7 @@ static Napi::Value read(const Napi::CallbackInfo& info) {
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(buf->device().index, "read");
   d.ensure_usable("read");
+  d.ensure_not_capturing("read");
   CudaDeviceGuard g(d.index());
   void* pinned = d.pinned_acquire(static_cast<size_t>(n));
   if (n) d.check(cudaMemcpyAsync(pinned, static_cast<char*>(buf->data()) + off, n, cudaMemcpyDeviceToHost,
@@ -207,6 +213,11 @@ static Napi::Value transfer(const Napi::CallbackInfo& info) {
   BufferPtr dst = ds->buffer(), src = ss->buffer();
   if (n == 0) return info.Env().Undefined();
   Device dd = dst->device(), sd = src->device();
+#if DSK_WITH_CUDA
+  if (dd != sd)  // a device-to-device copy on one GPU is a graph node like any kernel; the others are not
+    for (Device x : {dd, sd})
+      if (!x.is_cpu()) CudaDevice::get(x.index, "transfer").ensure_not_capturing("transfer");
+#endif
   char* dptr = static_cast<char*>(dst->data()) + doff;
   char* sptr = static_cast<char*>(src->data()) + soff;
   if (dd.is_cpu() && sd.is_cpu()) {
@@ -223,7 +234,8 @@ static Napi::Value transfer(const Napi::CallbackInfo& info) {
     auto dst_ = reinterpret_cast<cudaStream_t>(d.stream());
     if (sd == dd) {
       CudaDeviceGuard g(sd.index);
-      s.check(cudaMemcpyAsync(dptr, sptr, n, cudaMemcpyDeviceToDevice, ss_), "transfer");
+      cuda::copy_bytes(dptr, sptr, static_cast<size_t>(n), s.stream());
+      s.check_launch("transfer");
       return info.Env().Undefined();
     }
     cudaEvent_t before, after;
@@ -287,7 +299,13 @@ static Napi::Value transfer(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// V8's count of externally allocated bytes (what our storages report through AdjustExternalMemory).
+static Napi::Value external_memory(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
+}
+
 DSK_EXPORTS(runtime_exports) {
+  def(env, exports, "externalMemory", external_memory);
   def(env, exports, "buildInfo", build_info);
   def(env, exports, "cudaStatus", cuda_status);
   def(env, exports, "deviceInfo", cuda_device_info);

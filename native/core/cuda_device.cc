@@ -1,6 +1,7 @@
 #include "cuda_device.h"
 
 #if DSK_WITH_CUDA
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -124,8 +125,65 @@ void* CudaDevice::allocate(size_t nbytes, const char* op) {
 }
 
 void CudaDevice::free(void* p) {
+  if (capturing()) { deferred_frees_.push_back(p); return; }  // a free node would be captured otherwise
   CudaDeviceGuard g(index_);
   cudaFreeAsync(p, reinterpret_cast<cudaStream_t>(stream_));
+}
+
+void CudaDevice::begin_capture(std::shared_ptr<CaptureArena> arena) { capture_ = std::move(arena); }
+
+std::shared_ptr<CaptureArena> CudaDevice::end_capture() {
+  std::shared_ptr<CaptureArena> a = std::move(capture_);
+  capture_.reset();
+  if (a) a->seal();
+  std::vector<void*> frees;
+  frees.swap(deferred_frees_);
+  for (void* p : frees) free(p);
+  return a;
+}
+
+void CudaDevice::note_use(const BufferPtr& b) {
+  if (capture_ && !b->graph_owned()) capture_->keep(b);
+}
+
+// ---- CaptureArena ----
+
+CaptureArena::~CaptureArena() {
+  CudaDeviceGuard g(device_);
+  for (void* c : chunks_) cudaFree(c);
+}
+
+void* CaptureArena::allocate(size_t nbytes, const char* op) {
+  size_t n = (nbytes + 255) / 256 * 256;
+  std::lock_guard<std::mutex> l(mu_);
+  if (!sealed_) {
+    auto it = free_.lower_bound(n);
+    if (it != free_.end() && it->first <= 2 * n) { void* p = it->second; free_.erase(it); return p; }
+  }
+  if (n > left_) {
+    size_t chunk = std::max<size_t>(n, size_t(64) << 20);
+    void* c = nullptr;
+    CudaDeviceGuard g(device_);
+    cudaError_t e = cudaMalloc(&c, chunk);  // allowed in relaxed capture mode; not a stream operation
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      throw Error(ErrorKind::Range, op, "cannot allocate " + std::to_string(chunk) + " bytes for a graph capture on cuda:" +
+                                            std::to_string(device_) + " (" + cudaGetErrorName(e) + ")", cudaGetErrorName(e));
+    }
+    chunks_.push_back(c);
+    cursor_ = static_cast<char*>(c);
+    left_ = chunk;
+    total_ += chunk;
+  }
+  void* p = cursor_;
+  cursor_ += n;
+  left_ -= n;
+  return p;
+}
+
+void CaptureArena::release(void* p, size_t nbytes) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!sealed_) free_.emplace((nbytes + 255) / 256 * 256, p);
 }
 
 void* CudaDevice::pinned_acquire(size_t nbytes) {
@@ -153,6 +211,13 @@ void CudaDevice::ensure_usable(const char* op) const {
   if (broken_.load())
     throw Error(ErrorKind::Cuda, op, "device cuda:" + std::to_string(index_) + " is unusable after an earlier error (" +
                                          broken_reason_ + "); restart the process to use it again", "cudaErrorStickyError");
+}
+
+void CudaDevice::ensure_not_capturing(const char* op) const {
+  if (capturing())
+    throw Error(ErrorKind::State, op, "not allowed while cuda:" + std::to_string(index_) +
+                                          " is capturing a graph (reads, host writes and transfers cannot be captured; "
+                                          "use copyFrom from a device tensor for graph inputs)");
 }
 
 void CudaDevice::check(cudaError_t e, const char* op) {

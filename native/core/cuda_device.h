@@ -11,6 +11,32 @@
 
 namespace dsk {
 
+// Device memory owned by one captured CUDA graph. Allocations during capture are carved from chunks
+// of plain cudaMalloc memory; a block released during the capture is reused by later allocations of
+// the same capture (safe: a captured graph replays on one stream, in capture order). After the
+// capture nothing is reused, since replays still use every block. Freed when the graph and every
+// tensor allocated inside it are gone.
+class CaptureArena {
+ public:
+  explicit CaptureArena(int device) : device_(device) {}
+  ~CaptureArena();
+  void* allocate(size_t nbytes, const char* op);
+  void release(void* p, size_t nbytes);
+  void seal() { std::lock_guard<std::mutex> l(mu_); sealed_ = true; free_.clear(); }
+  void keep(const BufferPtr& b) { std::lock_guard<std::mutex> l(mu_); kept_.push_back(b); }
+  size_t bytes() const { return total_; }
+
+ private:
+  int device_;
+  std::mutex mu_;
+  bool sealed_ = false;
+  std::vector<void*> chunks_;
+  char* cursor_ = nullptr;
+  size_t left_ = 0, total_ = 0;
+  std::multimap<size_t, void*> free_;
+  std::vector<BufferPtr> kept_;
+};
+
 struct CudaDeviceInfo {
   std::string name;
   int sm_count = 0, cc_major = 0, cc_minor = 0;
@@ -40,15 +66,21 @@ class CudaDevice {
 
   // Throws if a sticky error has made the device unusable.
   void ensure_usable(const char* op) const;
+  // Throws for host<->device transfers and waits, which cannot be part of a captured graph.
+  void ensure_not_capturing(const char* op) const;
   // Checks a CUDA return code; a sticky error marks the device unusable. Throws Error(Cuda).
   void check(cudaError_t e, const char* op);
   // After a launch: checks cudaGetLastError (and synchronizes when DSK_SYNC_DEBUG=1).
   void check_launch(const char* op);
 
-  // Graph capture: while capturing, allocations come from a graph-owned arena (see cuda_graph.cc).
+  // Graph capture (cuda_graph.cc): while capturing, allocations come from the graph's arena, buffers
+  // touched by captured ops are kept alive by the graph, and frees of other memory wait for the end.
   bool capturing() const { return capture_ != nullptr; }
-  struct CaptureArena;
-  CaptureArena* capture_ = nullptr;
+  std::shared_ptr<CaptureArena> capture_arena() const { return capture_; }
+  void begin_capture(std::shared_ptr<CaptureArena> arena);
+  std::shared_ptr<CaptureArena> end_capture();
+  // Called for every buffer an op is about to use: while capturing, the graph keeps it alive.
+  void note_use(const BufferPtr& b);
 
   size_t pool_used() const;
   size_t pool_reserved() const;
@@ -75,6 +107,8 @@ class CudaDevice {
   std::multimap<size_t, void*> pinned_free_;
   Stream comm_stream_ = nullptr;
   void stream_after(Stream waiter, Stream done, const char* op);
+  std::shared_ptr<CaptureArena> capture_;
+  std::vector<void*> deferred_frees_;  // pool frees requested during a capture
 };
 
 // Sets the current device for the calling thread for the guard's lifetime.

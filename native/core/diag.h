@@ -33,6 +33,10 @@ enum DiagSite : int32_t {
   kDiagEpTimeout,   // expert-parallel kernel: no progress from rank `value` for `bound` ms
   kDiagEpMismatch,  // expert-parallel kernel: rank `value` called the op with other sizes (field `bound`)
   kDiagEpAborted,   // expert-parallel kernel: stopped because rank `value` failed (CPU-side detection)
+  kDiagMoeMap,
+  kDiagCuSeqlens,
+  kDiagPrefillLength,
+  kDiagPrefillCoverage,
   kDiagSiteCount
 };
 
@@ -50,6 +54,10 @@ inline const char* diag_site_name(int32_t site) {
     case kDiagEpTimeout: return "ep: peer rank";
     case kDiagEpMismatch: return "ep: peer rank";
     case kDiagEpAborted: return "ep: peer rank";
+    case kDiagMoeMap: return "moeUnpermute: map";
+    case kDiagCuSeqlens: return "attentionPrefill: cuSeqlens";
+    case kDiagPrefillLength: return "attentionPrefill: a sequence length cuSeqlens[b+1] - cuSeqlens[b] (at most maxSeqlen)";
+    case kDiagPrefillCoverage: return "attentionPrefill: the tokens outside cuSeqlens (cuSeqlens must run from 0 to T)";
     default: return "kernel: index";
   }
 }

@@ -25,6 +25,19 @@ static size_t physical_memory_bytes() {
   return bytes;
 }
 
+namespace {
+constexpr int kCensusSlots = 65;
+std::atomic<int64_t> g_census_count[kCensusSlots];
+std::atomic<int64_t> g_census_bytes[kCensusSlots];
+int census_slot(Device d) { return d.index < 0 ? 0 : (d.index + 1 < kCensusSlots ? d.index + 1 : kCensusSlots - 1); }
+void census_add(Device d, int64_t n, int sign) {
+  g_census_count[census_slot(d)] += sign;
+  g_census_bytes[census_slot(d)] += sign * n;
+}
+}  // namespace
+
+Buffer::Census Buffer::census(Device d) { return {g_census_count[census_slot(d)].load(), g_census_bytes[census_slot(d)].load()}; }
+
 BufferPtr Buffer::allocate(Device device, size_t nbytes, const char* op) {
   size_t n = nbytes ? nbytes : 1;
   if (device.is_cpu()) {
@@ -33,15 +46,24 @@ BufferPtr Buffer::allocate(Device device, size_t nbytes, const char* op) {
                           std::to_string(physical_memory_bytes()) + " bytes of memory");
     void* p = std::aligned_alloc(64, (n + 63) / 64 * 64);
     if (!p) throw_range(op, "cannot allocate " + std::to_string(nbytes) + " bytes on cpu: out of memory");
-    BufferPtr b(new Buffer(device, p, nbytes, false));
+    BufferPtr b(new Buffer(device, p, nbytes, nullptr));
+    census_add(device, static_cast<int64_t>(nbytes), 1);
     if (poison_enabled()) CpuQueue::get().push([b] { std::memset(b->data(), 0xff, b->nbytes()); });
     return b;
   }
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(device.index, op);
   d.ensure_usable(op);
-  void* p = d.allocate(n, op);
-  BufferPtr b(new Buffer(device, p, nbytes, d.capturing()));
+  BufferPtr b;
+  if (d.capturing()) {
+    // Inside a graph capture: memory from the graph's arena, alive as long as the graph or the tensor.
+    std::shared_ptr<CaptureArena> arena = d.capture_arena();
+    b.reset(new Buffer(device, arena->allocate(n, op), nbytes, arena));
+  } else {
+    b.reset(new Buffer(device, d.allocate(n, op), nbytes, nullptr));
+  }
+  void* p = b->data();
+  census_add(device, static_cast<int64_t>(nbytes), 1);
   if (poison_enabled()) {
     CudaDeviceGuard g(device.index);
     d.check(cudaMemsetAsync(p, 0xff, n, reinterpret_cast<cudaStream_t>(d.stream())), op);
@@ -53,9 +75,13 @@ BufferPtr Buffer::allocate(Device device, size_t nbytes, const char* op) {
 }
 
 Buffer::~Buffer() {
+  census_add(device_, static_cast<int64_t>(nbytes_), -1);
   if (device_.is_cpu()) { std::free(ptr_); return; }
 #if DSK_WITH_CUDA
-  if (graph_owned_) return;  // memory of a captured graph lives as long as the graph
+  if (owner_) {  // arena memory: reusable by later allocations of the same capture, else kept for the graph
+    static_cast<CaptureArena*>(owner_.get())->release(ptr_, nbytes_ ? nbytes_ : 1);
+    return;
+  }
   try { CudaDevice::get(device_.index, "free").free(ptr_); } catch (...) {}
 #endif
 }

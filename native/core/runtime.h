@@ -52,15 +52,20 @@ class Buffer {
   Buffer& operator=(const Buffer&) = delete;
 
   void* data() const { return ptr_; }
+  bool graph_owned() const { return owner_ != nullptr; }
+
+  // Live buffers and their bytes per device (slot 0 = cpu, N+1 = cuda:N): for leak checks.
+  struct Census { int64_t count, bytes; };
+  static Census census(Device d);
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
 
  private:
-  Buffer(Device d, void* p, size_t n, bool graph_owned) : device_(d), ptr_(p), nbytes_(n), graph_owned_(graph_owned) {}
+  Buffer(Device d, void* p, size_t n, std::shared_ptr<void> owner) : device_(d), ptr_(p), nbytes_(n), owner_(std::move(owner)) {}
   Device device_;
   void* ptr_;
   size_t nbytes_;
-  bool graph_owned_;
+  std::shared_ptr<void> owner_;  // set when the memory belongs to a captured graph's arena
 };
 using BufferPtr = std::shared_ptr<Buffer>;
 

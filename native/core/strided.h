@@ -15,6 +15,15 @@ struct StridedView {
   int64_t strides[kMaxDims] = {};
 
   DSK_HD int64_t numel() const { int64_t n = 1; for (int i = 0; i < ndim; ++i) n *= shape[i]; return n; }
+  // Row-major dense (size-1 dims may have any stride).
+  DSK_HD bool is_contiguous() const {
+    int64_t expect = 1;
+    for (int d = ndim - 1; d >= 0; --d) {
+      if (shape[d] != 1 && strides[d] != expect) return false;
+      expect *= shape[d];
+    }
+    return true;
+  }
   // Element offset of the i-th element in row-major order of `shape`.
   DSK_HD int64_t offset_of(int64_t linear) const {
     int64_t off = 0;

@@ -1,11 +1,26 @@
 #include "tensor_ops.h"
 
+#include <cstring>
+
 #include "../core/runtime.h"
 
 namespace dsk::cpu {
 
 void copy_strided(const StridedView& dst, const StridedView& src) {
   int64_t n = dst.numel();
+  if (dst.is_contiguous() && src.is_contiguous()) {
+    if (dst.dtype == src.dtype) {
+      size_t es = dtype_size(dst.dtype);
+      parallel_for(n, 1 << 18, [&](int64_t b, int64_t e) {
+        std::memcpy(static_cast<char*>(dst.data) + b * es, static_cast<const char*>(src.data) + b * es, (e - b) * es);
+      });
+    } else {
+      parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) convert_element(dst.data, dst.dtype, i, src.data, src.dtype, i);
+      });
+    }
+    return;
+  }
   parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) convert_element(dst.data, dst.dtype, dst.offset_of(i), src.data, src.dtype, src.offset_of(i));
   });

@@ -1,6 +1,6 @@
 // CPU reference kernels of the tensor runtime: strided copy with dtype conversion, fill, random.
 #pragma once
-#include "../core/random.h"
+#include "../math/random.h"
 #include "../core/strided.h"
 
 namespace dsk::cpu {

@@ -1,5 +1,6 @@
 // Helpers shared by the portable CUDA kernels.
 #pragma once
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>

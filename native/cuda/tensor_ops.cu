@@ -26,9 +26,87 @@ __global__ void random_kernel(void* dst, DType dtype, int64_t n, RandomKind kind
   }
 }
 
+// Contiguous on both sides, dtypes known at compile time: 8 elements per thread per step, loaded and
+// stored as whole vectors (the element conversion is the shared one, so results match the CPU).
+template <DType ST, DType DT>
+__global__ void convert_vec_kernel(void* dst, const void* src, int64_t n) {
+  constexpr int kS = ST == DType::F32 || ST == DType::I32 ? 4 : ST == DType::I64 ? 8 : (ST == DType::BF16 || ST == DType::F16) ? 2 : 1;
+  constexpr int kD = DT == DType::F32 || DT == DType::I32 ? 4 : DT == DType::I64 ? 8 : (DT == DType::BF16 || DT == DType::F16) ? 2 : 1;
+  struct alignas(8 * kS) SrcVec { unsigned char b[8 * kS]; };
+  struct alignas(8 * kD) DstVec { unsigned char b[8 * kD]; };
+  int64_t nvec = n / 8;
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t v = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; v < nvec; v += stride) {
+    SrcVec in = static_cast<const SrcVec*>(src)[v];
+    DstVec out;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) convert_element(out.b, DT, k, in.b, ST, k);
+    static_cast<DstVec*>(dst)[v] = out;
+  }
+  // The tail (fewer than 8 elements) by the first threads.
+  int64_t t = nvec * 8 + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t < n) convert_element(dst, DT, t, src, ST, t);
+}
+
+// Plain byte copy with 16-byte vectors (a copy kernel reaches the HBM copy bandwidth; the copy engine
+// behind cudaMemcpyAsync gets ~20% less on H100).
+__global__ void copy_bytes_kernel(int4* dst, const int4* src, int64_t nvec) {
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t v = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; v < nvec; v += stride) dst[v] = __ldg(src + v);
+}
+
+template <DType ST>
+static void launch_convert_from(void* dst, DType dt, const void* src, int64_t n, cudaStream_t s) {
+  unsigned g = grid_for((n + 7) / 8, 256);
+  switch (dt) {
+    case DType::F32: convert_vec_kernel<ST, DType::F32><<<g, 256, 0, s>>>(dst, src, n); break;
+    case DType::BF16: convert_vec_kernel<ST, DType::BF16><<<g, 256, 0, s>>>(dst, src, n); break;
+    case DType::F16: convert_vec_kernel<ST, DType::F16><<<g, 256, 0, s>>>(dst, src, n); break;
+    case DType::FP8E4M3: convert_vec_kernel<ST, DType::FP8E4M3><<<g, 256, 0, s>>>(dst, src, n); break;
+    case DType::I32: convert_vec_kernel<ST, DType::I32><<<g, 256, 0, s>>>(dst, src, n); break;
+    case DType::I64: convert_vec_kernel<ST, DType::I64><<<g, 256, 0, s>>>(dst, src, n); break;
+    default: convert_vec_kernel<ST, DType::U8><<<g, 256, 0, s>>>(dst, src, n); break;
+  }
+}
+
+static void launch_convert(void* dst, DType dt, const void* src, DType st, int64_t n, cudaStream_t s) {
+  switch (st) {
+    case DType::F32: launch_convert_from<DType::F32>(dst, dt, src, n, s); break;
+    case DType::BF16: launch_convert_from<DType::BF16>(dst, dt, src, n, s); break;
+    case DType::F16: launch_convert_from<DType::F16>(dst, dt, src, n, s); break;
+    case DType::FP8E4M3: launch_convert_from<DType::FP8E4M3>(dst, dt, src, n, s); break;
+    case DType::I32: launch_convert_from<DType::I32>(dst, dt, src, n, s); break;
+    case DType::I64: launch_convert_from<DType::I64>(dst, dt, src, n, s); break;
+    default: launch_convert_from<DType::U8>(dst, dt, src, n, s); break;
+  }
+}
+
+void copy_bytes(void* dst, const void* src, size_t n, Stream stream) {
+  if (n == 0) return;
+  auto s = to_cuda(stream);
+  if (n % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0) {
+    int64_t nvec = static_cast<int64_t>(n / 16);
+    copy_bytes_kernel<<<grid_for(nvec, 512, 132 * 8), 512, 0, s>>>(static_cast<int4*>(dst), static_cast<const int4*>(src), nvec);
+  } else {
+    cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s);
+  }
+}
+
 void copy_strided(const StridedView& dst, const StridedView& src, Stream stream) {
   int64_t n = dst.numel();
   if (n == 0) return;
+  if (dst.is_contiguous() && src.is_contiguous()) {
+    bool aligned = reinterpret_cast<uintptr_t>(dst.data) % (8 * dtype_size(dst.dtype)) == 0 &&
+                   reinterpret_cast<uintptr_t>(src.data) % (8 * dtype_size(src.dtype)) == 0;
+    if (dst.dtype == src.dtype) {
+      copy_bytes(dst.data, src.data, n * dtype_size(dst.dtype), stream);
+    } else if (aligned) {
+      launch_convert(dst.data, dst.dtype, src.data, src.dtype, n, to_cuda(stream));
+    } else {
+      copy_strided_kernel<<<grid_for(n, 256), 256, 0, to_cuda(stream)>>>(dst, src, n);
+    }
+    return;
+  }
   copy_strided_kernel<<<grid_for(n, 256), 256, 0, to_cuda(stream)>>>(dst, src, n);
 }
 

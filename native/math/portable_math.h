@@ -5,7 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#include "dtype.h"
+#include "../core/dtype.h"
 
 #if defined(__CUDA_ARCH__)
 #define DSK_FMUL(a, b) __fmul_rn((a), (b))

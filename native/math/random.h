@@ -6,7 +6,7 @@
 // and the GPU round identically and the same seed gives the same tensor on both.
 #pragma once
 #include <cstdint>
-#include "dtype.h"
+#include "../core/dtype.h"
 
 #include "portable_math.h"
 

@@ -1,0 +1,753 @@
+// Hopper FP8 block-scaled GEMM: warp-specialized TMA producer + WGMMA math warpgroups, persistent grid.
+//
+// One CTA = 1 producer warpgroup + BM/64 math warpgroups (each owns 64 rows of the BM x BN tile).
+//  - Producer (warp 0 of the last warpgroup): per 128-wide K block, lane 0 issues the TMA loads of the A
+//    tile (BM x 128 B) and the B tile (BN x 128 B) into a stage of the shared-memory ring; all 32 lanes
+//    copy that K block's A scales (BM floats of the row-major [rows, K/128] scale matrix, a column, so a
+//    strided gather: cp.async of 4 bytes each) and the tile's two B scales, and arrive on the stage's
+//    `full` barrier when their copies land (cp.async.mbarrier.arrive.noinc). No transpose pass is needed.
+//  - Math warpgroups: wait `full`, issue 4 WGMMAs m64nBNk32 (e4m3, fp32 accumulate) into a partial
+//    accumulator, wait for them, release the stage on `empty` (also on the cluster peer's barrier when the
+//    stage was filled by multicast), then promote: acc += partial * aScale[row] * bScale[col block] on the
+//    CUDA cores (DeepSeek-V3's fp32 promotion every 128 K). With two math warpgroups one promotes while
+//    the other's WGMMAs run.
+//  - Epilogue: bf16 through shared memory (stmatrix into the TMA store's swizzled layout), then a TMA
+//    store per warpgroup that overlaps the next tile's main loop. Tiles with rows the op must not write
+//    (contiguous padding rows, masked rows past maskedM) are copied out row-masked with 16-byte stores.
+//  - Persistent grid over the SMs; units of work are tiles, or pairs of tiles on a 2-CTA cluster that share
+//    the A tile (pair along N: each CTA loads half of A and multicasts it) or the B tile (pair along M).
+//    A rasterizing scheduler orders units in bands of N for L2 reuse; the contiguous layout reads each M
+//    block's expert from mIndices (an M block holding several experts is computed once per expert, writing
+//    only that expert's rows); the masked layout walks the groups' maskedM.
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+#include "../../../ptx/barrier.h"
+#include "../../../ptx/cluster.h"
+#include "../../../ptx/cp_async.h"
+#include "../../../ptx/elect.h"
+#include "../../../ptx/fence.h"
+#include "../../../ptx/mbarrier.h"
+#include "../../../ptx/setmaxnreg.h"
+#include "../../../ptx/stmatrix.h"
+#include "../../../ptx/tma.h"
+#include "../../../ptx/wgmma.h"
+#include "../../core/dtype.h"
+#include "../../core/errors.h"
+#include "fp8_gemm_sm90.h"
+
+namespace dsk::cuda::sm90 {
+
+enum Multicast : int32_t { kMcNone = 0, kMcA = 1, kMcB = 2 };  // kMcA: CTA pair along N shares A; kMcB: along M shares B
+
+struct Params {
+  Fp8GemmKind kind;
+  int32_t mc;
+  const float* sa;
+  const float* sb;
+  const int32_t* m_indices;
+  const int32_t* masked_m;
+  uint16_t* d;
+  DiagRecord* diag;
+  int32_t m;  // rows (normal, contiguous) or Mmax (masked)
+  int32_t n;
+  int32_t groups;
+  int32_t rows_total;
+  int32_t kb_count;  // K / 128
+  int32_t nb_count;  // ceil(N / 128)
+};
+
+constexpr int kSmemLimit = 232448;  // opt-in dynamic shared memory per block on sm_90
+constexpr int kBand = 8;            // units per raster band along N
+// setmaxnreg budgets with two math warpgroups (384 threads): 128*72 + 256*216 = 64512, the 384*168 allocated
+// at launch (DeepGEMM splits it 40/232). Our producer's generic scheduler needs more than 40 registers, and
+// the math warpgroups fit 216 up to BN = 128 (ptxas -v: no spills); BN 144 and up would spill.
+constexpr int kProducerRegs = 72, kMathRegs = 216;
+
+template <int BM, int BN>
+struct Traits {
+  static_assert(BM == 64 || BM == 128, "BM is 64 (one math warpgroup) or 128 (two)");
+  static_assert(BN % 8 == 0 && BN >= 16 && BN <= (BM == 128 ? 128 : 192), "BN is a multiple of 8 in [16, 192] (128 with two math warpgroups)");
+  static constexpr int kMathWG = BM / 64;
+  static constexpr int kThreads = 128 * (kMathWG + 1);
+  static constexpr int kABytes = BM * 128, kBBytes = BN * 128;  // multiples of 1024: stages stay 1024-aligned
+  // The D staging buffer of each math warpgroup: BN/CW chunks of [64 rows][CW cols] bf16, each chunk one TMA
+  // store box, swizzled so stmatrix writes hit distinct banks (an odd count of 16-byte granules per row needs
+  // no swizzle).
+  static constexpr int kDSwizzle = (BN * 2) % 128 == 0 ? 128 : (BN * 2) % 64 == 0 ? 64 : (BN * 2) % 32 == 0 ? 32 : 0;
+  static constexpr int kDChunkCols = kDSwizzle ? kDSwizzle / 2 : BN;
+  static constexpr int kDChunks = BN / kDChunkCols;
+  static constexpr int kDChunkBytes = 64 * kDChunkCols * 2;
+  static constexpr int kDBytesPerWG = (kDChunks * kDChunkBytes + 1023) / 1024 * 1024;
+  static constexpr int kScaleBytesPerStage = BM * 4 + 16;
+  static constexpr int kPerStage = kABytes + kBBytes + kScaleBytesPerStage + 16;  // + 2 barriers
+  static constexpr int kFixed = kMathWG * kDBytesPerWG + 1024;                    // + alignment slack
+  static constexpr int kStagesFit = (kSmemLimit - kFixed) / kPerStage;
+  static constexpr int kStages = kStagesFit > 16 ? 16 : kStagesFit;
+  static_assert(kStages >= 3, "tile too large for the shared-memory ring");
+  // Layout (offsets from the 1024-aligned base).
+  static constexpr int kOffA = 0;
+  static constexpr int kOffB = kOffA + kStages * kABytes;
+  static constexpr int kOffD = kOffB + kStages * kBBytes;
+  static constexpr int kOffSa = kOffD + kMathWG * kDBytesPerWG;
+  static constexpr int kOffSb = kOffSa + kStages * BM * 4;
+  static constexpr int kOffBar = kOffSb + kStages * 16;
+  static constexpr int kSmemBytes = kOffBar + kStages * 16 + 1024;
+};
+
+// ---- scheduling ----
+
+struct Tile {
+  int32_t g;           // group (masked) or 0; the contiguous expert is chosen per pass
+  int32_t m_block;     // within the group's rows
+  int32_t n_block;
+  int32_t row0;        // first row of the tile in a / d
+  int32_t rows_valid;  // rows of the tile inside the group (normal: M; masked: maskedM) from row0, may be <= 0
+};
+
+// Units of work -> tiles. All 32-bit: the host keeps rows, G*N and unit counts below 2^31.
+template <int BM, int BN>
+struct Scheduler {
+  int32_t units_m = 0, units_n = 0, total = 0;
+  // masked: group cursor
+  int32_t g = 0, base = 0, g_units = -1, g_rows = 0;
+
+  __device__ explicit Scheduler(const Params& p) {
+    const int32_t nb = (p.n + BN - 1) / BN;
+    units_n = p.mc == kMcA ? (nb + 1) / 2 : nb;
+    if (p.kind != Fp8GemmKind::Masked) {
+      const int32_t mb = (p.m + BM - 1) / BM;
+      units_m = p.mc == kMcB ? (mb + 1) / 2 : mb;
+      total = units_m * units_n;
+    }
+  }
+
+  // Unit u -> this CTA's (cluster rank `rank`) tile. False once u is past the last unit.
+  __device__ bool get(const Params& p, int32_t u, uint32_t rank, Tile& t, bool report) {
+    int32_t um, un;
+    if (p.kind == Fp8GemmKind::Masked) {
+      for (;;) {
+        if (g >= p.groups) return false;
+        if (g_units < 0) {
+          int32_t mm = __ldg(p.masked_m + g);
+          if (mm < 0 || mm > p.m) {
+            if (report) diag_report(p.diag, kDiagMaskedM, mm, static_cast<int64_t>(p.m) + 1);
+            mm = 0;
+          }
+          g_rows = mm;
+          g_units = (mm + BM - 1) / BM * units_n;
+        }
+        if (u < base + g_units) break;
+        base += g_units;
+        ++g;
+        g_units = -1;
+      }
+      const int32_t local = u - base, mbg = (g_rows + BM - 1) / BM;
+      un = local / mbg;
+      um = local % mbg;
+      t.g = g;
+      t.m_block = um;
+      t.n_block = p.mc == kMcA ? un * 2 + static_cast<int32_t>(rank) : un;
+      t.row0 = g * p.m + um * BM;
+      t.rows_valid = g_rows - um * BM;
+    } else {
+      if (u >= total) return false;
+      const int32_t band_units = kBand * units_m;
+      const int32_t band = u / band_units, within = u % band_units;
+      const int32_t width = min(kBand, units_n - band * kBand);
+      um = within / width;
+      un = band * kBand + within % width;
+      t.g = 0;
+      t.m_block = p.mc == kMcB ? um * 2 + static_cast<int32_t>(rank) : um;
+      t.n_block = p.mc == kMcA ? un * 2 + static_cast<int32_t>(rank) : un;
+      t.row0 = t.m_block * BM;
+      t.rows_valid = p.m - t.row0;
+    }
+    return true;
+  }
+};
+
+// Contiguous layout: the smallest expert above `prev` among the rows [row0, row0 + BM) (INT_MAX if none),
+// and in `mask` which of those rows (bit r%32 of mask[r/32]) belong to it. One warp; every lane gets it.
+template <int BM>
+__device__ __forceinline__ int32_t next_expert(const Params& p, int32_t row0, int32_t prev, uint32_t (&mask)[BM / 32], bool report) {
+  const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
+  int32_t v[BM / 32];
+  int32_t best = INT_MAX;
+#pragma unroll
+  for (int j = 0; j < BM / 32; ++j) {
+    const int32_t row = row0 + lane + 32 * j;
+    int32_t e = row < p.m ? __ldg(p.m_indices + row) : -1;
+    if (e != -1 && (e < 0 || e >= p.groups)) {
+      if (report) diag_report(p.diag, kDiagGroupedGemmIndices, e, p.groups);
+      e = -1;
+    }
+    v[j] = e;
+    if (e > prev && e < best) best = e;
+  }
+  best = __reduce_min_sync(0xffffffffu, best);
+#pragma unroll
+  for (int j = 0; j < BM / 32; ++j) mask[j] = __ballot_sync(0xffffffffu, v[j] == best);
+  return best;
+}
+
+// Rows [0, valid) of the tile as a bit mask.
+template <int BM>
+__device__ __forceinline__ void rows_mask(int32_t valid, uint32_t (&mask)[BM / 32]) {
+#pragma unroll
+  for (int j = 0; j < BM / 32; ++j) {
+    const int32_t lo = valid - 32 * j;
+    mask[j] = lo >= 32 ? 0xffffffffu : lo <= 0 ? 0u : ((1u << lo) - 1u);
+  }
+}
+
+// ---- the kernel ----
+
+__device__ __forceinline__ float ld_shared_f32(uint32_t addr) {
+  float v;
+  asm volatile("ld.shared.f32 %0, [%1];" : "=f"(v) : "r"(addr));
+  return v;
+}
+
+template <int BM, int BN>
+__global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
+    fp8_gemm_sm90_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
+                         const __grid_constant__ CUtensorMap tm_d, const Params p) {
+  using T = Traits<BM, BN>;
+  constexpr int S = T::kStages;
+  extern __shared__ uint8_t smem_raw[];
+  // Everything in shared memory is addressed by 32-bit shared-window addresses from one 1024-aligned base.
+  const uint32_t smem = (ptx::smem_addr(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sm_a = smem + T::kOffA, sm_b = smem + T::kOffB, sm_d = smem + T::kOffD;
+  const uint32_t sm_sa = smem + T::kOffSa, sm_sb = smem + T::kOffSb;
+  const uint32_t bar_full = smem + T::kOffBar, bar_empty = bar_full + S * 8;  // S full barriers, then S empty ones
+
+  const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint32_t wg = warp / 4;
+  const uint32_t cs = p.mc == kMcNone ? 1u : 2u;
+  const uint32_t rank = cs == 2 ? ptx::cluster_ctarank() : 0u;
+  const int32_t cluster_id = static_cast<int32_t>(blockIdx.x / cs), num_clusters = static_cast<int32_t>(gridDim.x / cs);
+  const int32_t KB = p.kb_count;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < S; ++s) {
+      ptx::mbarrier_init(bar_full + s * 8, 33);  // lane 0's arrive.expect_tx + 32 lanes' cp.async arrivals
+      ptx::mbarrier_init(bar_empty + s * 8, T::kMathWG * 4 * cs);  // one arrival per math warp of each CTA of the pair
+    }
+    ptx::fence_mbarrier_init();
+  }
+  if (warp == T::kMathWG * 4 && lane == 0) {
+    ptx::tma_prefetch_map(&tm_a);
+    ptx::tma_prefetch_map(&tm_b);
+    ptx::tma_prefetch_map(&tm_d);
+  }
+  if (cs == 2) ptx::cluster_sync();
+  else __syncthreads();
+
+  if (wg == T::kMathWG) {
+    // ---------------- producer warpgroup ----------------
+    if constexpr (T::kMathWG == 2) ptx::setmaxnreg_dec<kProducerRegs>();
+    if (warp == T::kMathWG * 4) {
+      Scheduler<BM, BN> sched(p);
+      int32_t stage = 0;
+      uint32_t phase = 0;
+      for (int32_t u = cluster_id;; u += num_clusters) {
+        Tile t;
+        if (!sched.get(p, u, rank, t, lane == 0)) break;
+        int32_t prev = -1;
+        for (;;) {
+          int32_t g = t.g;
+          if (p.kind == Fp8GemmKind::Contiguous) {
+            uint32_t mask[BM / 32];
+            g = next_expert<BM>(p, t.row0, prev, mask, t.n_block == 0 && rank == 0);
+            if (g == INT_MAX) break;
+          }
+          const int32_t b_row = g * p.n + t.n_block * BN;
+          const int32_t nb0 = (t.n_block * BN) / 128;
+          // This lane's A-scale rows and B-scale block, as element offsets (the K block added per step).
+          const float* sa_src = p.sa + static_cast<int64_t>(t.row0 + static_cast<int32_t>(lane)) * KB;
+          const int32_t sa_rows_left = p.rows_total - t.row0 - static_cast<int32_t>(lane);
+          const int32_t nb = nb0 + static_cast<int32_t>(lane & 1);
+          const float* sb_src = p.sb + (static_cast<int64_t>(g) * p.nb_count + (nb < p.nb_count ? nb : 0)) * KB;
+          for (int32_t kb = 0; kb < KB; ++kb) {
+            const uint32_t full = bar_full + stage * 8;
+            ptx::mbarrier_wait_parity(bar_empty + stage * 8, phase ^ 1);
+            if (ptx::elect_one()) {
+              // Boxes entirely outside the tensor (a cluster partner past the M or N edge, M below half a
+              // tile) are not loaded: those rows/columns are never stored, and the barrier expects only
+              // the bytes actually requested. Both CTAs of a pair compute the same multicast halves.
+              const uint32_t a_dst = sm_a + stage * T::kABytes, b_dst = sm_b + stage * T::kBBytes;
+              uint32_t bytes = 0;
+              if (p.mc == kMcA) {
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                  if (t.row0 + h * (BM / 2) < p.rows_total) bytes += T::kABytes / 2;
+              } else if (t.row0 < p.rows_total) {
+                bytes += T::kABytes;
+              }
+              const int32_t b_rows = p.groups * p.n;
+              if (p.mc == kMcB) {
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                  if (b_row + h * (BN / 2) < b_rows) bytes += T::kBBytes / 2;
+              } else if (b_row < b_rows) {
+                bytes += T::kBBytes;
+              }
+              ptx::mbarrier_arrive_expect_tx(full, bytes);
+              if (p.mc == kMcA) {
+                const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
+                if (half_row < p.rows_total)
+                  ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), &tm_a, full, kb * 128, half_row, 0x3);
+              } else if (t.row0 < p.rows_total) {
+                ptx::tma_load_2d(a_dst, &tm_a, full, kb * 128, t.row0);
+              }
+              if (p.mc == kMcB) {
+                const int32_t half_row = b_row + static_cast<int32_t>(rank) * (BN / 2);
+                if (half_row < b_rows)
+                  ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), &tm_b, full, kb * 128, half_row, 0x3);
+              } else if (b_row < b_rows) {
+                ptx::tma_load_2d(b_dst, &tm_b, full, kb * 128, b_row);
+              }
+            }
+            const uint32_t sa_dst = sm_sa + (stage * BM + lane) * 4;
+#pragma unroll
+            for (int j = 0; j < BM / 32; ++j) {
+              const bool ok = 32 * j < sa_rows_left;
+              ptx::cp_async_4(sa_dst + 128 * j, ok ? sa_src + 32 * j * KB + kb : p.sa, ok);
+            }
+            if (lane < 2) ptx::cp_async_4(sm_sb + (stage * 4 + lane) * 4, sb_src + kb, nb < p.nb_count);
+            ptx::cp_async_mbarrier_arrive_noinc(full);
+            if (++stage == S) stage = 0, phase ^= 1;
+          }
+          if (p.kind != Fp8GemmKind::Contiguous) break;
+          prev = g;
+        }
+      }
+    }
+  } else {
+    // ---------------- math warpgroups ----------------
+    if constexpr (T::kMathWG == 2) ptx::setmaxnreg_inc<kMathRegs>();
+    const uint32_t wt = threadIdx.x % 128;  // thread within the warpgroup
+    const uint32_t w = wt / 32;             // warp within the warpgroup
+    const int row_lo = static_cast<int>(wg * 64 + w * 16 + lane / 4);  // this thread's rows: row_lo, row_lo + 8
+    float acc[BN / 2], part[BN / 2];
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) part[i] = 0.0f;
+    Scheduler<BM, BN> sched(p);
+    int32_t stage = 0;
+    uint32_t phase = 0;
+    bool store_pending = false;
+
+    for (int32_t u = cluster_id;; u += num_clusters) {
+      Tile t;
+      if (!sched.get(p, u, rank, t, false)) break;
+      int32_t prev = -1;
+      for (;;) {
+        int32_t g = t.g;
+        if (p.kind == Fp8GemmKind::Contiguous) {
+          uint32_t mask[BM / 32];
+          g = next_expert<BM>(p, t.row0, prev, mask, false);
+          if (g == INT_MAX) break;
+        }
+        // n8 blocks from `first_hi` on take the tile's second B scale block.
+        const int first_hi = (128 - (t.n_block * BN) % 128) / 8;
+#pragma unroll
+        for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+
+        for (int32_t kb = 0; kb < KB; ++kb) {
+          ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
+          const float sa_lo = ld_shared_f32(sm_sa + (stage * BM + row_lo) * 4), sa_hi = ld_shared_f32(sm_sa + (stage * BM + row_lo + 8) * 4);
+          const float sb0 = ld_shared_f32(sm_sb + stage * 16), sb1 = ld_shared_f32(sm_sb + stage * 16 + 4);
+          const uint64_t da = ptx::wgmma_desc_k128b(sm_a + stage * T::kABytes + wg * 64 * 128);
+          const uint64_t db = ptx::wgmma_desc_k128b(sm_b + stage * T::kBBytes);
+#pragma unroll
+          for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+          ptx::wgmma_fence();
+#pragma unroll
+          for (int k = 0; k < 4; ++k) ptx::WgmmaE4M3<BN>::mma(part, da + 2 * k, db + 2 * k, k > 0);  // +32 B per k32
+          ptx::wgmma_commit();
+#pragma unroll
+          for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+          ptx::wgmma_wait<0>();
+#pragma unroll
+          for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+          if (lane == 0) {
+            ptx::mbarrier_arrive(bar_empty + stage * 8);
+            if (cs == 2) ptx::mbarrier_arrive_cluster(bar_empty + stage * 8, rank ^ 1u);
+          }
+          const float s00 = sa_lo * sb0, s01 = sa_lo * sb1, s10 = sa_hi * sb0, s11 = sa_hi * sb1;
+#pragma unroll
+          for (int i = 0; i < BN / 8; ++i) {
+            const bool hi = i >= first_hi;
+            const float s_lo = hi ? s01 : s00, s_hi = hi ? s11 : s10;
+            acc[4 * i + 0] += part[4 * i + 0] * s_lo;
+            acc[4 * i + 1] += part[4 * i + 1] * s_lo;
+            acc[4 * i + 2] += part[4 * i + 2] * s_hi;
+            acc[4 * i + 3] += part[4 * i + 3] * s_hi;
+          }
+          if (++stage == S) stage = 0, phase ^= 1;
+        }
+
+        // ---- epilogue: this warpgroup's 64 rows ----
+        uint32_t mask[BM / 32];
+        if (p.kind == Fp8GemmKind::Contiguous) next_expert<BM>(p, t.row0, prev, mask, false);
+        else rows_mask<BM>(t.rows_valid, mask);
+        uint32_t m_lo = mask[0], m_hi = mask[1];
+        if constexpr (T::kMathWG == 2) {
+          if (wg == 1) m_lo = mask[2], m_hi = mask[3];
+        }
+        if (static_cast<int64_t>(t.n_block) * BN < p.n && (m_lo | m_hi) != 0) {
+          const uint32_t d_wg = sm_d + wg * T::kDBytesPerWG;
+          if (wt == 0 && store_pending) ptx::tma_store_wait_read<0>();
+          ptx::named_barrier_sync(1 + wg, 128);
+          auto d_addr = [&](int row, int col) -> uint32_t {
+            const int chunk = col / T::kDChunkCols, granule = (col % T::kDChunkCols) / 8;
+            int swz = 0;
+            if constexpr (T::kDSwizzle == 128) swz = row & 7;
+            if constexpr (T::kDSwizzle == 64) swz = (row >> 1) & 3;
+            if constexpr (T::kDSwizzle == 32) swz = (row >> 2) & 1;
+            return d_wg + chunk * T::kDChunkBytes + row * (T::kDChunkCols * 2) + ((granule ^ swz) * 16);
+          };
+          auto pack = [](float lo, float hi) -> uint32_t {
+            __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+            return *reinterpret_cast<uint32_t*>(&v);
+          };
+          const int mj = static_cast<int>(lane / 8);
+          const int st_row = static_cast<int>(w * 16) + (mj & 1) * 8 + static_cast<int>(lane & 7);
+#pragma unroll
+          for (int i = 0; i + 1 < BN / 8; i += 2) {
+            ptx::stmatrix_x4(d_addr(st_row, 8 * (i + (mj >> 1))), pack(acc[4 * i], acc[4 * i + 1]), pack(acc[4 * i + 2], acc[4 * i + 3]),
+                             pack(acc[4 * i + 4], acc[4 * i + 5]), pack(acc[4 * i + 6], acc[4 * i + 7]));
+          }
+          if constexpr ((BN / 8) % 2 == 1) {
+            constexpr int i = BN / 8 - 1;
+            ptx::stmatrix_x2(d_addr(st_row, 8 * i), pack(acc[4 * i], acc[4 * i + 1]), pack(acc[4 * i + 2], acc[4 * i + 3]));
+          }
+          ptx::fence_proxy_async_smem();
+          ptx::named_barrier_sync(1 + wg, 128);
+          const int32_t wg_row0 = t.row0 + static_cast<int32_t>(wg) * 64;
+          const int32_t col0 = t.n_block * BN;
+          const bool full_tile = p.kind == Fp8GemmKind::Normal || (m_lo == 0xffffffffu && m_hi == 0xffffffffu);
+          if (full_tile) {
+            if (wt == 0) {
+#pragma unroll
+              for (int c = 0; c < T::kDChunks; ++c) ptx::tma_store_2d(&tm_d, d_wg + c * T::kDChunkBytes, col0 + c * T::kDChunkCols, wg_row0);
+              ptx::tma_store_commit();
+              store_pending = true;
+            }
+          } else {
+            // Row-masked copy: 16-byte granules of the rows this pass owns.
+            constexpr int kGranules = BN / 8;
+            for (int idx = static_cast<int>(wt); idx < 64 * kGranules; idx += 128) {
+              const int r = idx / kGranules, j = idx % kGranules;
+              const uint32_t bits = r < 32 ? m_lo : m_hi;
+              const int32_t col = col0 + j * 8;
+              if (!((bits >> (r % 32)) & 1u) || col >= p.n) continue;
+              uint4 v;
+              asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(d_addr(r, j * 8)));
+              *reinterpret_cast<uint4*>(p.d + static_cast<int64_t>(wg_row0 + r) * p.n + col) = v;
+            }
+          }
+        }
+        if (p.kind != Fp8GemmKind::Contiguous) break;
+        prev = g;
+      }
+    }
+    if (wt == 0 && store_pending) ptx::tma_store_wait<0>();
+  }
+
+  // The cluster peer may still multicast into this CTA's ring or arrive on its barriers until it is done.
+  if (cs == 2) ptx::cluster_sync();
+}
+
+// ---- host side ----
+
+namespace {
+
+[[noreturn]] void fail(const std::string& msg, cudaError_t e = cudaErrorUnknown) {
+  throw Error(ErrorKind::Cuda, "fp8 GEMM (sm90)", msg, cudaGetErrorName(e));
+}
+
+struct KernelInfo {
+  int bm, bn, stages, threads, smem;
+  const void* fn;
+  cudaError_t (*launch)(dim3 grid, int cs, cudaStream_t s, const CUtensorMap&, const CUtensorMap&, const CUtensorMap&, const Params&);
+};
+
+template <int BM, int BN>
+cudaError_t launch_kernel(dim3 grid, int cs, cudaStream_t stream, const CUtensorMap& a, const CUtensorMap& b, const CUtensorMap& d,
+                          const Params& p) {
+  using T = Traits<BM, BN>;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(T::kThreads);
+  cfg.dynamicSmemBytes = T::kSmemBytes;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = static_cast<unsigned>(cs);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, fp8_gemm_sm90_kernel<BM, BN>, a, b, d, p);
+}
+
+template <int BM, int BN>
+KernelInfo kernel_info() {
+  using T = Traits<BM, BN>;
+  return {BM, BN, T::kStages, T::kThreads, T::kSmemBytes, reinterpret_cast<const void*>(&fp8_gemm_sm90_kernel<BM, BN>), &launch_kernel<BM, BN>};
+}
+
+// The curated kernels (template instantiations). Keep this list short: each one is a full compile.
+const std::vector<KernelInfo>& kernels() {
+  static const std::vector<KernelInfo> k = {
+      kernel_info<64, 16>(),  kernel_info<64, 32>(),   kernel_info<64, 56>(),   kernel_info<64, 96>(),
+      kernel_info<64, 128>(), kernel_info<128, 96>(), kernel_info<128, 112>(), kernel_info<128, 128>(),
+  };
+  return k;
+}
+
+struct Config {
+  int kernel;
+  int mc;
+  std::string name;
+};
+
+const std::vector<Config>& configs() {
+  static const std::vector<Config> c = [] {
+    std::vector<Config> out;
+    const auto& ks = kernels();
+    for (int i = 0; i < static_cast<int>(ks.size()); ++i)
+      for (int mc : {kMcNone, kMcA, kMcB}) {
+        if (mc == kMcB && (ks[i].bn / 2) % 8 != 0) continue;  // half a B tile must be whole 8-row swizzle atoms
+        std::string name = "m" + std::to_string(ks[i].bm) + "n" + std::to_string(ks[i].bn) + (mc == kMcA ? ".mcA" : mc == kMcB ? ".mcB" : "");
+        out.push_back({i, mc, name});
+      }
+    return out;
+  }();
+  return c;
+}
+
+// A configuration as run for this problem: grouped layouts pair CTAs along N only (a pair along M could
+// straddle two experts or groups), so their .mcB becomes .mcA.
+int effective_config(const Fp8GemmProblem& p, int cfg) {
+  const auto& cs = configs();
+  if (cfg < 0 || p.kind == Fp8GemmKind::Normal || cs[cfg].mc != kMcB) return cfg;
+  for (int i = 0; i < static_cast<int>(cs.size()); ++i)
+    if (cs[i].kernel == cs[cfg].kernel && cs[i].mc == kMcA) return i;
+  return cfg;
+}
+
+// cuTensorMapEncodeTiled through the runtime's driver entry point: no link against libcuda.
+using EncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
+                                   const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                   CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+EncodeTiledFn encode_fn() {
+  static EncodeTiledFn fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+      f = nullptr;
+    return reinterpret_cast<EncodeTiledFn>(f);
+  }();
+  return fn;
+}
+
+// A 2D tensor map over a row-major [rows, cols] matrix, box [box_rows, box_cols].
+bool make_map(CUtensorMap& map, CUtensorMapDataType type, int elem_bytes, const void* base, uint64_t rows, uint64_t cols,
+              uint32_t box_rows, uint32_t box_cols, CUtensorMapSwizzle swizzle) {
+  EncodeTiledFn enc = encode_fn();
+  if (!enc) return false;
+  const cuuint64_t dims[2] = {cols, rows};
+  const cuuint64_t strides[1] = {cols * static_cast<uint64_t>(elem_bytes)};
+  const cuuint32_t box[2] = {box_cols, box_rows};
+  const cuuint32_t estr[2] = {1, 1};
+  return enc(&map, type, 2, const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+CUtensorMapSwizzle swizzle_of(int bytes) {
+  switch (bytes) {
+    case 128: return CU_TENSOR_MAP_SWIZZLE_128B;
+    case 64: return CU_TENSOR_MAP_SWIZZLE_64B;
+    case 32: return CU_TENSOR_MAP_SWIZZLE_32B;
+    default: return CU_TENSOR_MAP_SWIZZLE_NONE;
+  }
+}
+
+int d_swizzle(int bn) { return (bn * 2) % 128 == 0 ? 128 : (bn * 2) % 64 == 0 ? 64 : (bn * 2) % 32 == 0 ? 32 : 0; }
+
+// Per device and kernel: the smem attribute set, and how many clusters (of 1 and of 2) fit at once.
+struct DeviceState {
+  std::mutex mu;
+  bool ready[16] = {};
+  int max_clusters[16][3] = {};
+};
+DeviceState& device_state(int device) {
+  static DeviceState states[64];
+  return states[device & 63];
+}
+
+bool prepare(int device, int k, int sm_count, int& max1, int& max2) {
+  DeviceState& st = device_state(device);
+  std::lock_guard<std::mutex> l(st.mu);
+  const KernelInfo& ki = kernels()[k];
+  if (!st.ready[k]) {
+    if (cudaFuncSetAttribute(ki.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, ki.smem) != cudaSuccess) return false;
+    for (int cs = 1; cs <= 2; ++cs) {
+      cudaLaunchConfig_t cfg = {};
+      cfg.gridDim = dim3(static_cast<unsigned>(sm_count / cs * cs));
+      cfg.blockDim = dim3(ki.threads);
+      cfg.dynamicSmemBytes = ki.smem;
+      cudaLaunchAttribute attr[1];
+      attr[0].id = cudaLaunchAttributeClusterDimension;
+      attr[0].val.clusterDim.x = static_cast<unsigned>(cs);
+      attr[0].val.clusterDim.y = 1;
+      attr[0].val.clusterDim.z = 1;
+      cfg.attrs = attr;
+      cfg.numAttrs = 1;
+      int n = 0;
+      if (cudaOccupancyMaxActiveClusters(&n, ki.fn, &cfg) != cudaSuccess || n <= 0) {
+        cudaGetLastError();
+        n = sm_count / cs;
+      }
+      st.max_clusters[k][cs] = n;
+    }
+    st.ready[k] = true;
+  }
+  max1 = st.max_clusters[k][1];
+  max2 = st.max_clusters[k][2];
+  return true;
+}
+
+// ---- the heuristic: a small cost model over the curated configurations ----
+//
+// Per CTA tile: tensor time (BM x BN x K x 2 at the SM's share of the FP8 peak, with an efficiency for one
+// math warpgroup and for narrow N), the shared-memory fill it needs from L2 (A halved by an A pair, B by a
+// B pair) against a per-SM and an aggregate L2 rate, and the bf16 store. Units are packed into waves over
+// the clusters that fit; the whole is floored by the DRAM time of the unique bytes.
+double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
+  const KernelInfo& ki = kernels()[c.kernel];
+  const double bm = ki.bm, bn = ki.bn, K = static_cast<double>(p.k);
+  const int cs = c.mc == kMcNone ? 1 : 2;
+  const double rows = p.kind == Fp8GemmKind::Masked ? static_cast<double>(p.m) : static_cast<double>(p.m);
+  const double groups = p.kind == Fp8GemmKind::Masked ? static_cast<double>(p.groups) : 1.0;
+  const double mb = std::ceil(rows / bm), nb = std::ceil(static_cast<double>(p.n) / bn);
+  const double um = c.mc == kMcB ? std::ceil(mb / 2) : mb, un = c.mc == kMcA ? std::ceil(nb / 2) : nb;
+  const double units = um * un * groups;
+  const double clusters = std::max(1, sm_count / cs);
+  const double waves = std::ceil(units / clusters);
+  const double active = std::min(units * cs, clusters * cs);
+  const double peak_sm = 1.9e15 / 132.0;  // FP8 dense flop/s per SM
+  double eff = ki.bm == 128 ? 0.86 : 0.62;
+  eff *= bn / (bn + 24.0);
+  const double t_mma = bm * bn * K * 2.0 / (peak_sm * eff);
+  const double fill = bm * K / (c.mc == kMcA ? 2.0 : 1.0) + bn * K / (c.mc == kMcB ? 2.0 : 1.0);
+  const double t_fill = std::max(fill / 60e9, fill * active / 5.5e12);
+  const double t_store = bm * bn * 2.0 / 25e9;
+  const double t_unit = std::max(t_mma, t_fill) + 0.35 * t_store + 0.6e-6;
+  double t = waves * t_unit;
+  const double bytes = rows * groups * K + static_cast<double>(p.n) * K * groups + rows * groups * static_cast<double>(p.n) * 2.0;
+  t = std::max(t, bytes / 3.0e12);
+  return t * 1e6;
+}
+
+}  // namespace
+
+bool supports(const Fp8GemmProblem& p) {
+  auto aligned = [](const void* x) { return reinterpret_cast<uintptr_t>(x) % 16 == 0; };
+  if (!aligned(p.a) || !aligned(p.b) || !aligned(p.d)) return false;
+  if (p.k % 128 != 0 || p.n % 8 != 0 || p.k <= 0 || p.n <= 0) return false;  // D rows need 16-byte pitch for TMA
+  if (p.rows() >= (int64_t(1) << 31) || p.groups * p.n >= (int64_t(1) << 31) || p.k >= (int64_t(1) << 31)) return false;
+  return encode_fn() != nullptr;
+}
+
+const std::vector<std::string>& config_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (auto& c : configs()) n.push_back(c.name);
+    return n;
+  }();
+  return names;
+}
+
+int config_index(const std::string& name) {
+  const auto& n = config_names();
+  auto it = std::find(n.begin(), n.end(), name);
+  return it == n.end() ? -1 : static_cast<int>(it - n.begin());
+}
+
+int pick_config(const Fp8GemmProblem& p, int sm_count) {
+  const auto& cs = configs();
+  int best = -1;
+  double best_t = 1e300;
+  for (int i = 0; i < static_cast<int>(cs.size()); ++i) {
+    if (p.kind != Fp8GemmKind::Normal && cs[i].mc == kMcB) continue;
+    const double t = estimate_us(p, cs[i], sm_count);
+    if (t < best_t * 0.999) best_t = t, best = i;
+  }
+  return best;
+}
+
+int resolve_config(const Fp8GemmProblem& p, int cfg) { return effective_config(p, cfg); }
+
+void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_t stream) {
+  cfg = effective_config(p, cfg);
+  const Config& c = configs()[cfg];
+  const KernelInfo& ki = kernels()[c.kernel];
+  int max1 = 0, max2 = 0;
+  if (!prepare(device, c.kernel, sm_count, max1, max2)) fail("cannot set the kernel's shared memory size");
+  const int cs = c.mc == kMcNone ? 1 : 2;
+  const int64_t rows_total = p.rows();
+
+  CUtensorMap ta, tb, td;
+  const uint32_t a_box_rows = static_cast<uint32_t>(c.mc == kMcA ? ki.bm / 2 : ki.bm);
+  const uint32_t b_box_rows = static_cast<uint32_t>(c.mc == kMcB ? ki.bn / 2 : ki.bn);
+  const int dsw = d_swizzle(ki.bn);
+  const uint32_t d_box_cols = static_cast<uint32_t>(dsw ? dsw / 2 : ki.bn);
+  bool ok = make_map(ta, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, p.a, static_cast<uint64_t>(rows_total), static_cast<uint64_t>(p.k), a_box_rows, 128,
+                     CU_TENSOR_MAP_SWIZZLE_128B) &&
+            make_map(tb, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, p.b, static_cast<uint64_t>(p.groups * p.n), static_cast<uint64_t>(p.k), b_box_rows, 128,
+                     CU_TENSOR_MAP_SWIZZLE_128B) &&
+            make_map(td, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, p.d, static_cast<uint64_t>(rows_total), static_cast<uint64_t>(p.n), 64, d_box_cols,
+                     swizzle_of(dsw));
+  if (!ok) fail("cuTensorMapEncodeTiled failed");
+
+  Params kp;
+  kp.kind = p.kind;
+  kp.mc = c.mc;
+  kp.sa = p.sa;
+  kp.sb = p.sb;
+  kp.m_indices = p.m_indices;
+  kp.masked_m = p.masked_m;
+  kp.d = p.d;
+  kp.diag = p.diag;
+  kp.m = p.m;
+  kp.n = p.n;
+  kp.groups = p.groups;
+  kp.rows_total = rows_total;
+  kp.kb_count = static_cast<int32_t>(p.k / 128);
+  kp.nb_count = static_cast<int32_t>((p.n + 127) / 128);
+
+  int64_t clusters = cs == 2 ? max2 : max1;
+  if (p.kind != Fp8GemmKind::Masked) {
+    const int64_t mb = (p.m + ki.bm - 1) / ki.bm, nb = (p.n + ki.bn - 1) / ki.bn;
+    const int64_t units = (c.mc == kMcB ? (mb + 1) / 2 : mb) * (c.mc == kMcA ? (nb + 1) / 2 : nb);
+    clusters = std::min<int64_t>(clusters, units);
+  }
+  if (clusters < 1) clusters = 1;
+  cudaError_t e = ki.launch(dim3(static_cast<unsigned>(clusters * cs)), cs, stream, ta, tb, td, kp);
+  if (e != cudaSuccess) fail(std::string("launch failed: ") + cudaGetErrorString(e), e);
+}
+
+}  // namespace dsk::cuda::sm90

@@ -1,0 +1,69 @@
+// mbarrier: the shared-memory transaction barriers that pair TMA producers with WGMMA consumers (sm_90).
+#pragma once
+#include "common.h"
+
+namespace dsk::ptx {
+
+// Every function takes the barrier's shared-memory address (ptx::smem_addr of a uint64_t in smem).
+
+// mbarrier.init.shared::cta.b64 [bar], count;
+__device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+
+// fence.mbarrier_init.release.cluster;  (makes the inits visible to the cluster, e.g. to multicast TMA)
+__device__ __forceinline__ void fence_mbarrier_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+
+// mbarrier.arrive.shared::cta.b64 _, [bar];
+__device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+
+// mapa.shared::cluster.u32 remote, bar, cta;  mbarrier.arrive.shared::cluster.b64 _, [remote];
+// Arrives on the barrier at the same offset in CTA `cta` of the cluster. Default (release, CTA-scope)
+// semantics: a consumer releasing a stage has no writes to publish, and asking for .release.cluster makes
+// ptxas put a GPU-wide MEMBAR before every arrive (it cost ~1 us per K block in the first version).
+__device__ __forceinline__ void mbarrier_arrive_cluster(uint32_t bar, uint32_t cta) {
+  asm volatile(
+      "{\n\t.reg .b32 remote;\n\t"
+      "mapa.shared::cluster.u32 remote, %0, %1;\n\t"
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n\t}" ::"r"(bar),
+      "r"(cta)
+      : "memory");
+}
+
+// mbarrier.arrive.expect_tx.shared::cta.b64 _, [bar], bytes;  (arrive, and expect `bytes` of TMA traffic)
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+// mbarrier.try_wait.parity.shared::cta.b64 p, [bar], parity;  -> whether the phase of that parity completed.
+__device__ __forceinline__ bool mbarrier_try_wait_parity(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{\n\t.reg .pred p;\n\t"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+      "selp.u32 %0, 1, 0, p;\n\t}"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
+// Spins on try_wait.parity (each try may suspend the thread for a while in hardware). A wait of more than
+// 10 s by %globaltimer, or of 2^26 tries, means a pipeline bug: trap, so the launch fails with an error
+// instead of hanging the device.
+__device__ __forceinline__ void mbarrier_wait_parity(uint32_t bar, uint32_t parity) {
+  if (mbarrier_try_wait_parity(bar, parity)) return;
+  uint64_t t0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  for (uint32_t spins = 1; !mbarrier_try_wait_parity(bar, parity); ++spins) {
+    if ((spins & 1023u) == 0) {
+      uint64_t t;
+      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+      if (t - t0 > 10000000000ull || spins >= (1u << 26)) __trap();
+    }
+  }
+}
+
+}  // namespace dsk::ptx
