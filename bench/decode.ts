@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   const weights = await randomWeights(c, { device, seed: 1, skipMtp: true });
   const tok = ModelTokenizer.load(dirname(tokenizerSourceFiles().tokenizer));
   const maxBatch = Math.max(...batches);
-  const model = modelFromWeights(c, weights, tok, device, { maxSeqLen: Math.max(4096, ctx + gen + 8), maxBatch, kvCacheTokens: maxBatch * (ctx + gen + 64) + 4096 });
+  const model = modelFromWeights(c, weights, tok, device, { maxSeqLen: Math.max(4096 + 8, ctx + gen + 8), maxBatch, kvCacheTokens: maxBatch * (ctx + gen + 64) + 4096 });
   console.log(`weights: ${(model.weightBytes / GiB).toFixed(2)} GiB on ${device} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
   const report = new Report('decode', { ceilings, preset, layers: c.numLayers, config: raw, context: ctx, tokens: gen });

@@ -129,6 +129,22 @@ function cases(device: Dev, small: boolean): Case[] {
     out.push({ op: 'sample', shape: `[${B}, ${V}] T=0.7 topK=50 topP=0.9`, run: () => dsk.ops.sample(logits, { temperature: 0.7, topK: 50, topP: 0.9, seed: 1 }), flops: 0, bytes: B * V * 4 });
     out.push({ op: 'sample (full vocab)', shape: `[${B}, ${V}] T=1 topP=0.95`, run: () => dsk.ops.sample(logits, { temperature: 1, topP: 0.95, seed: 1 }), flops: 0, bytes: B * V * 4 });
   }
+  // The FP8 GEMMs (bench:gemm runs every TARGETS.md shape against DeepGEMM and cuBLASLt).
+  {
+    const fp8 = (shape: number[], s: number) => dsk.randn(shape, { seed: s, device }).cast('fp8e4m3');
+    const sc = (shape: number[], s: number) => dsk.rand(shape, { seed: s, device, low: 0.5, high: 1 });
+    const [m, n, k] = small ? [256, 512, 512] : [4096, 7168, 2048];
+    const a = fp8([m, k], 1), sa = sc([m, k / 128], 2), b = fp8([n, k], 3), sb = sc([n / 128, k / 128], 4);
+    out.push({ op: 'fp8Gemm', shape: `${m}x${n}x${k}`, run: () => dsk.ops.fp8Gemm(a, sa, b, sb), flops: 2 * m * n * k, bytes: m * k + n * k + m * n * 2, rate: 'fp8' });
+    const [G, rows, gn, gk] = small ? [2, 128, 256, 512] : [8, 512, 4096, 7168];
+    const ga = fp8([G * rows, gk], 5), gsa = sc([G * rows, gk / 128], 6), gb = fp8([G, gn, gk], 7), gsb = sc([G, gn / 128, gk / 128], 8);
+    const mIdx = dsk.tensor(Int32Array.from({ length: G * rows }, (_, i) => Math.floor(i / rows)), { device });
+    out.push({ op: 'fp8GroupedGemmContiguous', shape: `${G}x${rows} rows, N=${gn} K=${gk}`, run: () => dsk.ops.fp8GroupedGemmContiguous(ga, gsa, gb, gsb, mIdx), flops: 2 * G * rows * gn * gk, bytes: G * rows * gk + G * gn * gk + G * rows * gn * 2, rate: 'fp8' });
+    const ma = fp8([G, rows, gk], 9), msa = sc([G, rows, gk / 128], 10);
+    const masked = dsk.tensor(Int32Array.from({ length: G }, (_, g) => rows - 37 * g), { device });
+    const validRows = Array.from({ length: G }, (_, g) => rows - 37 * g).reduce((x, y) => x + y, 0);
+    out.push({ op: 'fp8GroupedGemmMasked', shape: `${G}x${rows} max rows, N=${gn} K=${gk}`, run: () => dsk.ops.fp8GroupedGemmMasked(ma, msa, gb, gsb, masked), flops: 2 * validRows * gn * gk, bytes: validRows * gk + G * gn * gk + validRows * gn * 2, rate: 'fp8' });
+  }
   return out;
 }
 

@@ -7,7 +7,6 @@ import type { GenerateEvent, Model } from '../lib/runner/model';
 import { hasCuda } from './helpers/devices';
 import { relErr } from './helpers/deepseek_reference';
 import { testModel } from './helpers/tiny_model';
-import { modelOpsReady } from './helpers/model_ops';
 
 async function collect(s: AsyncIterable<GenerateEvent>): Promise<number[]> {
   const out: number[] = [];
@@ -15,7 +14,7 @@ async function collect(s: AsyncIterable<GenerateEvent>): Promise<number[]> {
   return out;
 }
 
-describe.runIf(hasCuda && modelOpsReady).each(['tiny', 'tiny-v2'] as const)('CUDA forward of %s against the CPU', (preset) => {
+describe.runIf(hasCuda).each(['tiny', 'tiny-v2'] as const)('CUDA forward of %s against the CPU', (preset) => {
   let cpu: Model, gpu: Model, eager: Model;
   beforeAll(async () => {
     const dir = await testModel({ preset, seed: 5 });

@@ -7,7 +7,6 @@ import type { Model } from '../lib/runner/model';
 import type { ForwardBatch } from '../lib/model/forward';
 import { ReferenceModel, relErr } from './helpers/deepseek_reference';
 import { testModel } from './helpers/tiny_model';
-import { modelOpsReady } from './helpers/model_ops';
 
 const i32 = (a: ArrayLike<number>, shape?: number[]) => dsk.tensor(Int32Array.from(a), { dtype: 'i32', shape });
 
@@ -72,7 +71,7 @@ const TOL = {
   fp8: { dense: 0.12, layer: 0.12, logits: 0.12, decode: 0.2, free: 0.3, tie: 0.08 },
 };
 
-describe.runIf(modelOpsReady).each([
+describe.each([
   { preset: 'tiny' as const, dtype: 'fp8' as const, quantize: undefined },
   { preset: 'tiny' as const, dtype: 'bf16' as const, quantize: undefined },
   { preset: 'tiny-v2' as const, dtype: 'bf16' as const, quantize: undefined },
@@ -184,7 +183,8 @@ describe.runIf(modelOpsReady).each([
     }
   });
 
-  it.runIf(preset === 'tiny')('runs the MTP module like the reference', async () => {
+  // The MTP module exists on the V3-style preset only (V2 has none), so the check is declared there.
+  if (preset === 'tiny') it('runs the MTP module like the reference', async () => {
     const T = ids.length;
     const S = 903;
     model.cache.reserve(S, T);

@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as dsk from '../lib/index';
 import type { GenerateEvent, Model } from '../lib/runner/model';
 import { testModel } from './helpers/tiny_model';
-import { modelOpsReady } from './helpers/model_ops';
 
 async function collect(s: AsyncIterable<GenerateEvent>): Promise<number[]> {
   const out: number[] = [];
@@ -17,7 +16,7 @@ async function collect(s: AsyncIterable<GenerateEvent>): Promise<number[]> {
   return out;
 }
 
-describe.runIf(modelOpsReady)('generation on cpu (tiny preset)', () => {
+describe('generation on cpu (tiny preset)', () => {
   let dir: string;
   let model: Model;
   beforeAll(async () => {

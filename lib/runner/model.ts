@@ -8,7 +8,6 @@ import type { Tensor } from '../tensor';
 import { Checkpoint } from '../model/checkpoint';
 import { type ModelConfig, latentDim } from '../model/config';
 import { DeepSeekModel, type ForwardBatch, type ForwardOptions } from '../model/forward';
-import { missingOps } from '../model/kernels';
 import { BLOCK_TOKENS, PagedKvCache } from '../model/kv_cache';
 import { type ChatMessage, ModelTokenizer } from '../model/tokenizer';
 import { type LoadProgress, type ModelWeights, disposeWeights, loadWeights, weightBytes } from '../model/weights';
@@ -340,8 +339,6 @@ export function modelFromWeights(
  */
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Model> {
   if (typeof dir !== 'string' || !dir) throw new TypeError('loadModel: dir must be a model directory path');
-  const missing = missingOps();
-  if (missing.length) throw new Error(`loadModel: this build lacks ops the model needs: ${missing.join(', ')}`);
   const device = defaultDevice(opts.device);
   const ck = Checkpoint.open(dir);
   const tokenizer = ModelTokenizer.load(dir);

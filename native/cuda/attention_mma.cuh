@@ -42,6 +42,16 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// Two floats as a bf16 pair plus the bf16 pair of what that rounding lost: x = hi + lo to ~2^-16.
+// P.V runs as P_hi.V + P_lo.V so the probabilities keep (nearly) f32 precision: with plain bf16 P the
+// GPU's attention drifts ~2^-9 from the f32 reference, which FP8 activation quantization downstream
+// amplifies into visible CPU/GPU differences of a whole model (one extra mma per P.V step).
+__device__ __forceinline__ void pack_bf16_split(float lo, float hi, uint32_t& big, uint32_t& rest) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  big = *reinterpret_cast<uint32_t*>(&v);
+  rest = pack_bf16(lo - __bfloat162float(v.x), hi - __bfloat162float(v.y));
+}
+
 // 16-byte global -> shared copy; when !valid the destination is zero-filled and nothing is read.
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(valid ? 16 : 0));

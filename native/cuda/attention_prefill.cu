@@ -175,8 +175,11 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(PrefillArgs a)
       // O += P V: the C fragments of key n-tiles 2kk, 2kk+1 are the A fragment of keys 16kk..16kk+15.
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {
-        const uint32_t pf[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                                pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        uint32_t pf[4], pl[4];  // P split into bf16 hi + lo parts (see pack_bf16_split)
+        pack_bf16_split(s[2 * kk][0], s[2 * kk][1], pf[0], pl[0]);
+        pack_bf16_split(s[2 * kk][2], s[2 * kk][3], pf[1], pl[1]);
+        pack_bf16_split(s[2 * kk + 1][0], s[2 * kk + 1][1], pf[2], pl[2]);
+        pack_bf16_split(s[2 * kk + 1][2], s[2 * kk + 1][3], pf[3], pl[3]);
 #pragma unroll
         for (int dp = 0; dp < DVT / 16; ++dp) {
           if (dp * 16 >= a.Dv) continue;
@@ -184,6 +187,8 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(PrefillArgs a)
           ldmatrix_x4_trans(bfr, vb + (kk * 16 + lane % 8 + ((lane / 8) % 2) * 8) * VS + dp * 16 + (lane / 16) * 8);
           mma_bf16(o[2 * dp], pf, bfr[0], bfr[1]);
           mma_bf16(o[2 * dp + 1], pf, bfr[2], bfr[3]);
+          mma_bf16(o[2 * dp], pl, bfr[0], bfr[1]);
+          mma_bf16(o[2 * dp + 1], pl, bfr[2], bfr[3]);
         }
       }
     }

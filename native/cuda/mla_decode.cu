@@ -115,6 +115,7 @@ constexpr int kRows = 64, kKeys = 32, kThreads = 512;
 constexpr int kQS = kMlaWidth + 8;  // bf16 row stride of Q and KV tiles: ldmatrix rows in distinct banks
 constexpr int kSS = kKeys + 4;      // f32 score stride
 constexpr int kPS = kKeys + 8;      // bf16 probability stride
+static_assert(kRows * kPS * 2 <= kRows * kSS * 4, "the lo part of P must fit over the score tile");
 constexpr size_t kMmaSmem = sizeof(bf16) * (kRows * kQS + 2 * kKeys * kQS + kRows * kPS) + sizeof(float) * (kRows * kSS + 3 * kRows);
 
 __global__ void __launch_bounds__(kThreads, 1) mla_decode_mma_kernel(DecodeArgs a) {
@@ -124,6 +125,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_mma_kernel(DecodeArgs 
   bf16* kv = qs + kRows * kQS;                        // [2][32][kQS]
   bf16* ps = kv + 2 * kKeys * kQS;                    // [64][kPS]
   float* ss = reinterpret_cast<float*>(ps + kRows * kPS);  // [64][kSS]
+  bf16* pl = reinterpret_cast<bf16*>(ss);                  // [64][kPS], the lo part of P, over the scores
   float* m_s = ss + kRows * kSS;
   float* l_s = m_s + kRows;
   float* al_s = l_s + kRows;
@@ -215,7 +217,14 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_mma_kernel(DecodeArgs 
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       sum += __shfl_xor_sync(0xffffffffu, sum, 4);
-      *reinterpret_cast<uint2*>(ps + rl * kPS + sub * 4) = make_uint2(pack_bf16(p0, p1), pack_bf16(p2, p3));
+      // P as bf16 hi + lo parts (see pack_bf16_split); the lo part lives in the score tile, which every
+      // thread has read once all are past this barrier.
+      __syncthreads();
+      uint32_t h01, l01, h23, l23;
+      pack_bf16_split(p0, p1, h01, l01);
+      pack_bf16_split(p2, p3, h23, l23);
+      *reinterpret_cast<uint2*>(ps + rl * kPS + sub * 4) = make_uint2(h01, h23);
+      *reinterpret_cast<uint2*>(pl + rl * kPS + sub * 4) = make_uint2(l01, l23);
       __syncwarp();  // all 8 threads have read m_s[rl] before it changes
       if (sub == 0) {
         const float al = exp2f(mo - mu);
@@ -236,8 +245,9 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_mma_kernel(DecodeArgs 
       }
 #pragma unroll
       for (int kk = 0; kk < kKeys; kk += 16) {
-        uint32_t pa[4];
+        uint32_t pa[4], pla[4];
         ldmatrix_x4(pa, ps + (rg * 16 + lane % 16) * kPS + kk + (lane / 16) * 8);
+        ldmatrix_x4(pla, pl + (rg * 16 + lane % 16) * kPS + kk + (lane / 16) * 8);
         const bf16* vt = kb + (kk + lane % 8 + ((lane / 8) % 2) * 8) * kQS + cg * 128 + (lane / 16) * 8;
 #pragma unroll
         for (int dp = 0; dp < 8; ++dp) {
@@ -245,6 +255,8 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_mma_kernel(DecodeArgs 
           ldmatrix_x4_trans(bv, vt + dp * 16);
           mma_bf16(o[2 * dp], pa, bv[0], bv[1]);
           mma_bf16(o[2 * dp + 1], pa, bv[2], bv[3]);
+          mma_bf16(o[2 * dp], pla, bv[0], bv[1]);
+          mma_bf16(o[2 * dp + 1], pla, bv[2], bv[3]);
         }
       }
     }

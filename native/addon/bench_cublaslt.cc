@@ -1,6 +1,7 @@
-// Benchmark-only helper (used by bench/gemm.ts, never by the ops): cuBLASLt's block-scaled FP8 GEMM
-// (1x128 activation scales x 128x128 weight scales, bf16 out), the vendor reference, loaded at run time with
-// dlopen when a libcublasLt is present (nothing links to it).
+// Benchmark-only helpers (never used by the ops): cuBLASLt, the vendor reference, loaded at run time with
+// dlopen when a libcublasLt is present (nothing links to it). Its block-scaled FP8 GEMM (1x128 activation
+// scales x 128x128 weight scales, bf16 out) is what bench/gemm.ts compares with; its plain bf16 GEMM gives
+// the harness a vendor-grade bf16 matrix rate for the floors.
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -63,7 +64,7 @@ struct Lt {
   void* workspace = nullptr;
   size_t workspace_bytes = 64u << 20;
   struct Plan { LtDesc desc; LtLayout a, b, d; LtAlgo algo; };
-  std::map<std::tuple<int64_t, int64_t, int64_t>, Plan> plans;
+  std::map<std::tuple<int, int64_t, int64_t, int64_t>, Plan> plans;  // (kind: 0 fp8 block-scaled, 1 bf16), M, N, K
   std::mutex mu;
 };
 
@@ -134,7 +135,7 @@ static Napi::Value bench_cublaslt_fp8_gemm(const Napi::CallbackInfo& info) {
   CudaDeviceGuard g(dev.index);
   std::lock_guard<std::mutex> lock(l.mu);
   if (!l.workspace) check(cudaMalloc(&l.workspace, l.workspace_bytes), args.op());
-  auto key = std::make_tuple(M, N, K);
+  auto key = std::make_tuple(0, M, N, K);
   auto it = l.plans.find(key);
   if (it == l.plans.end()) {
     // Column-major view: D^T [N, M] = op(B)=T on B stored [K, N] col-major, times A stored [K, M] col-major.
@@ -179,9 +180,64 @@ static Napi::Value bench_cublaslt_fp8_gemm(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-DSK_EXPORTS(bench_fp8_gemm_exports) {
+// benchCublasLtGemm(a bf16 [M,K], b bf16 [N,K], out bf16 [M,N]): D = A·Bᵀ, fp32 accumulation.
+static Napi::Value bench_cublaslt_gemm(const Napi::CallbackInfo& info) {
+  OpArgs args(info, "benchCublasLtGemm", 3);
+  TensorArg a = args.tensor(0, "a"), b = args.tensor(1, "b"), out = args.tensor(2, "out");
+  for (const TensorArg* t : {&a, &b, &out}) {
+    args.dtype_in(*t, {DType::BF16});
+    args.ndim_is(*t, 2);
+    args.contiguous(*t);
+  }
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(0);
+  args.dim_is(b, 1, K);
+  args.dim_is(out, 0, M);
+  args.dim_is(out, 1, N);
+  Device dev = args.same_device({&a, &b, &out});
+  if (dev.is_cpu()) args.fail_type("cuBLASLt runs on cuda devices");
+  Lt& l = lt();
+  if (!l.why.empty()) args.fail_type("cuBLASLt unavailable: " + l.why);
+  CudaDevice& d = CudaDevice::get(dev.index, args.op());
+  CudaDeviceGuard g(dev.index);
+  std::lock_guard<std::mutex> lock(l.mu);
+  if (!l.workspace) check(cudaMalloc(&l.workspace, l.workspace_bytes), args.op());
+  auto key = std::make_tuple(1, M, N, K);
+  auto it = l.plans.find(key);
+  if (it == l.plans.end()) {
+    Lt::Plan plan{};
+    auto ok = [&](int st, const char* what) {
+      if (st != 0) args.fail_type(std::string("cuBLASLt ") + what + " failed with status " + std::to_string(st));
+    };
+    ok(l.desc_create(&plan.desc, kCublasCompute32F, kCudaR32F), "MatmulDescCreate");
+    int32_t ta = kOpT, tb = kOpN;
+    ok(l.desc_set(plan.desc, kDescTransA, &ta, sizeof ta), "TRANSA");
+    ok(l.desc_set(plan.desc, kDescTransB, &tb, sizeof tb), "TRANSB");
+    ok(l.layout_create(&plan.a, kCudaR16BF, static_cast<uint64_t>(K), static_cast<uint64_t>(N), K), "layout A");
+    ok(l.layout_create(&plan.b, kCudaR16BF, static_cast<uint64_t>(K), static_cast<uint64_t>(M), K), "layout B");
+    ok(l.layout_create(&plan.d, kCudaR16BF, static_cast<uint64_t>(N), static_cast<uint64_t>(M), N), "layout D");
+    LtPref pref = nullptr;
+    ok(l.pref_create(&pref), "PreferenceCreate");
+    uint64_t ws = l.workspace_bytes;
+    ok(l.pref_set(pref, kPrefMaxWorkspace, &ws, sizeof ws), "PREF_MAX_WORKSPACE_BYTES");
+    LtHeuristic h{};
+    int found = 0;
+    ok(l.heuristic(l.handle, plan.desc, plan.a, plan.b, plan.d, plan.d, pref, 1, &h, &found), "AlgoGetHeuristic");
+    if (found < 1) args.fail_type("cuBLASLt found no algorithm for this bf16 GEMM");
+    plan.algo = h.algo;
+    it = l.plans.emplace(key, plan).first;
+  }
+  Lt::Plan& plan = it->second;
+  const float alpha = 1.0f, beta = 0.0f;
+  int st = l.matmul(l.handle, plan.desc, &alpha, b.data(), plan.a, a.data(), plan.b, &beta, out.data(), plan.d, out.data(), plan.d,
+                    &plan.algo, l.workspace, l.workspace_bytes, reinterpret_cast<cudaStream_t>(d.stream()));
+  if (st != 0) args.fail_type("cublasLtMatmul failed with status " + std::to_string(st));
+  return info.Env().Undefined();
+}
+
+DSK_EXPORTS(bench_cublaslt_exports) {
   def(env, exports, "benchCublasLtStatus", bench_cublaslt_status);
   def(env, exports, "benchCublasLtFp8Gemm", bench_cublaslt_fp8_gemm);
+  def(env, exports, "benchCublasLtGemm", bench_cublaslt_gemm);
 }
 #endif
 
