@@ -98,6 +98,53 @@ Lt& lt() {
   return *l;
 }
 
+// The cached plan of one problem: D^T [N, M] = op(B)=T on our B stored [K, N] col-major, times our A stored
+// [K, M] col-major (cuBLASLt is column-major; our row-major NT GEMM is its transpose). `scaled` selects
+// DeepSeek's block scaling: 128x128 blocks on our B (its A), 1x128 tiles on our A (its B).
+Lt::Plan& plan_for(const OpArgs& args, Lt& l, int kind, int64_t M, int64_t N, int64_t K, int elem_type, bool scaled,
+                   const void* b_scale, const void* a_scale) {
+  auto key = std::make_tuple(kind, M, N, K);
+  auto it = l.plans.find(key);
+  if (it != l.plans.end()) return it->second;
+  Lt::Plan plan{};
+  auto ok = [&](int st, const char* what) {
+    if (st != 0) args.fail_type(std::string("cuBLASLt ") + what + " failed with status " + std::to_string(st));
+  };
+  ok(l.desc_create(&plan.desc, kCublasCompute32F, kCudaR32F), "MatmulDescCreate");
+  int32_t ta = kOpT, tb = kOpN;
+  ok(l.desc_set(plan.desc, kDescTransA, &ta, sizeof ta), "TRANSA");
+  ok(l.desc_set(plan.desc, kDescTransB, &tb, sizeof tb), "TRANSB");
+  if (scaled) {
+    int32_t ma = kScaleBlk128x128, mb = kScaleVec128;
+    ok(l.desc_set(plan.desc, kDescAScaleMode, &ma, sizeof ma), "A_SCALE_MODE");
+    ok(l.desc_set(plan.desc, kDescBScaleMode, &mb, sizeof mb), "B_SCALE_MODE");
+    // The heuristic only sees the scaling modes once the scale pointers are set.
+    ok(l.desc_set(plan.desc, kDescAScalePointer, &b_scale, sizeof b_scale), "A_SCALE_POINTER");
+    ok(l.desc_set(plan.desc, kDescBScalePointer, &a_scale, sizeof a_scale), "B_SCALE_POINTER");
+  }
+  ok(l.layout_create(&plan.a, elem_type, static_cast<uint64_t>(K), static_cast<uint64_t>(N), K), "layout A");
+  ok(l.layout_create(&plan.b, elem_type, static_cast<uint64_t>(K), static_cast<uint64_t>(M), K), "layout B");
+  ok(l.layout_create(&plan.d, kCudaR16BF, static_cast<uint64_t>(N), static_cast<uint64_t>(M), N), "layout D");
+  LtPref pref = nullptr;
+  ok(l.pref_create(&pref), "PreferenceCreate");
+  uint64_t ws = l.workspace_bytes;
+  ok(l.pref_set(pref, kPrefMaxWorkspace, &ws, sizeof ws), "PREF_MAX_WORKSPACE_BYTES");
+  LtHeuristic h{};
+  int found = 0;
+  ok(l.heuristic(l.handle, plan.desc, plan.a, plan.b, plan.d, plan.d, pref, 1, &h, &found), "AlgoGetHeuristic");
+  if (found < 1) args.fail_type("cuBLASLt found no algorithm for this GEMM");
+  plan.algo = h.algo;
+  return l.plans.emplace(key, plan).first->second;
+}
+
+// Enqueues D = A·Bᵀ with a plan on the device's stream.
+void run_plan(const OpArgs& args, Lt& l, Lt::Plan& plan, const TensorArg& a, const TensorArg& b, const TensorArg& out, CudaDevice& d) {
+  const float alpha = 1.0f, beta = 0.0f;
+  int st = l.matmul(l.handle, plan.desc, &alpha, b.data(), plan.a, a.data(), plan.b, &beta, out.data(), plan.d, out.data(), plan.d,
+                    &plan.algo, l.workspace, l.workspace_bytes, reinterpret_cast<cudaStream_t>(d.stream()));
+  if (st != 0) args.fail_type("cublasLtMatmul failed with status " + std::to_string(st));
+}
+
 }  // namespace
 
 // benchCublasLtStatus() -> '' when cuBLASLt is usable, else why not.
@@ -135,48 +182,13 @@ static Napi::Value bench_cublaslt_fp8_gemm(const Napi::CallbackInfo& info) {
   CudaDeviceGuard g(dev.index);
   std::lock_guard<std::mutex> lock(l.mu);
   if (!l.workspace) check(cudaMalloc(&l.workspace, l.workspace_bytes), args.op());
-  auto key = std::make_tuple(0, M, N, K);
-  auto it = l.plans.find(key);
-  if (it == l.plans.end()) {
-    // Column-major view: D^T [N, M] = op(B)=T on B stored [K, N] col-major, times A stored [K, M] col-major.
-    Lt::Plan plan{};
-    auto ok = [&](int st, const char* what) {
-      if (st != 0) args.fail_type(std::string("cuBLASLt ") + what + " failed with status " + std::to_string(st));
-    };
-    ok(l.desc_create(&plan.desc, kCublasCompute32F, kCudaR32F), "MatmulDescCreate");
-    int32_t ta = kOpT, tb = kOpN, ma = kScaleBlk128x128, mb = kScaleVec128;
-    ok(l.desc_set(plan.desc, kDescTransA, &ta, sizeof ta), "TRANSA");
-    ok(l.desc_set(plan.desc, kDescTransB, &tb, sizeof tb), "TRANSB");
-    ok(l.desc_set(plan.desc, kDescAScaleMode, &ma, sizeof ma), "A_SCALE_MODE");
-    ok(l.desc_set(plan.desc, kDescBScaleMode, &mb, sizeof mb), "B_SCALE_MODE");
-    ok(l.layout_create(&plan.a, kCudaR8FE4M3, static_cast<uint64_t>(K), static_cast<uint64_t>(N), K), "layout A");
-    ok(l.layout_create(&plan.b, kCudaR8FE4M3, static_cast<uint64_t>(K), static_cast<uint64_t>(M), K), "layout B");
-    ok(l.layout_create(&plan.d, kCudaR16BF, static_cast<uint64_t>(N), static_cast<uint64_t>(M), N), "layout D");
-    LtPref pref = nullptr;
-    ok(l.pref_create(&pref), "PreferenceCreate");
-    uint64_t ws = l.workspace_bytes;
-    ok(l.pref_set(pref, kPrefMaxWorkspace, &ws, sizeof ws), "PREF_MAX_WORKSPACE_BYTES");
-    // Scale pointers must be set for the heuristic to see the scaling modes; set them to this call's.
-    const void* sa_ptr = sb.data();
-    const void* sb_ptr = sat.data();
-    ok(l.desc_set(plan.desc, kDescAScalePointer, &sa_ptr, sizeof sa_ptr), "A_SCALE_POINTER");
-    ok(l.desc_set(plan.desc, kDescBScalePointer, &sb_ptr, sizeof sb_ptr), "B_SCALE_POINTER");
-    LtHeuristic h{};
-    int found = 0;
-    ok(l.heuristic(l.handle, plan.desc, plan.a, plan.b, plan.d, plan.d, pref, 1, &h, &found), "AlgoGetHeuristic");
-    if (found < 1) args.fail_type("cuBLASLt found no algorithm for this block-scaled FP8 GEMM");
-    plan.algo = h.algo;
-    it = l.plans.emplace(key, plan).first;
-  }
-  Lt::Plan& plan = it->second;
-  const void* sa_ptr = sb.data();  // cuBLASLt's A is our B (weights): 128x128 blocks
-  const void* sb_ptr = sat.data();  // cuBLASLt's B is our A (activations): 1x128 tiles
+  Lt::Plan& plan = plan_for(args, l, 0, M, N, K, kCudaR8FE4M3, true, sb.data(), sat.data());
+  // cuBLASLt's A is our B (weights, 128x128 blocks), its B is our A (activations, 1x128 tiles).
+  const void* sa_ptr = sb.data();
+  const void* sb_ptr = sat.data();
   l.desc_set(plan.desc, kDescAScalePointer, &sa_ptr, sizeof sa_ptr);
   l.desc_set(plan.desc, kDescBScalePointer, &sb_ptr, sizeof sb_ptr);
-  const float alpha = 1.0f, beta = 0.0f;
-  int st = l.matmul(l.handle, plan.desc, &alpha, b.data(), plan.a, a.data(), plan.b, &beta, out.data(), plan.d, out.data(), plan.d,
-                    &plan.algo, l.workspace, l.workspace_bytes, reinterpret_cast<cudaStream_t>(d.stream()));
-  if (st != 0) args.fail_type("cublasLtMatmul failed with status " + std::to_string(st));
+  run_plan(args, l, plan, a, b, out, d);
   return info.Env().Undefined();
 }
 
@@ -201,36 +213,7 @@ static Napi::Value bench_cublaslt_gemm(const Napi::CallbackInfo& info) {
   CudaDeviceGuard g(dev.index);
   std::lock_guard<std::mutex> lock(l.mu);
   if (!l.workspace) check(cudaMalloc(&l.workspace, l.workspace_bytes), args.op());
-  auto key = std::make_tuple(1, M, N, K);
-  auto it = l.plans.find(key);
-  if (it == l.plans.end()) {
-    Lt::Plan plan{};
-    auto ok = [&](int st, const char* what) {
-      if (st != 0) args.fail_type(std::string("cuBLASLt ") + what + " failed with status " + std::to_string(st));
-    };
-    ok(l.desc_create(&plan.desc, kCublasCompute32F, kCudaR32F), "MatmulDescCreate");
-    int32_t ta = kOpT, tb = kOpN;
-    ok(l.desc_set(plan.desc, kDescTransA, &ta, sizeof ta), "TRANSA");
-    ok(l.desc_set(plan.desc, kDescTransB, &tb, sizeof tb), "TRANSB");
-    ok(l.layout_create(&plan.a, kCudaR16BF, static_cast<uint64_t>(K), static_cast<uint64_t>(N), K), "layout A");
-    ok(l.layout_create(&plan.b, kCudaR16BF, static_cast<uint64_t>(K), static_cast<uint64_t>(M), K), "layout B");
-    ok(l.layout_create(&plan.d, kCudaR16BF, static_cast<uint64_t>(N), static_cast<uint64_t>(M), N), "layout D");
-    LtPref pref = nullptr;
-    ok(l.pref_create(&pref), "PreferenceCreate");
-    uint64_t ws = l.workspace_bytes;
-    ok(l.pref_set(pref, kPrefMaxWorkspace, &ws, sizeof ws), "PREF_MAX_WORKSPACE_BYTES");
-    LtHeuristic h{};
-    int found = 0;
-    ok(l.heuristic(l.handle, plan.desc, plan.a, plan.b, plan.d, plan.d, pref, 1, &h, &found), "AlgoGetHeuristic");
-    if (found < 1) args.fail_type("cuBLASLt found no algorithm for this bf16 GEMM");
-    plan.algo = h.algo;
-    it = l.plans.emplace(key, plan).first;
-  }
-  Lt::Plan& plan = it->second;
-  const float alpha = 1.0f, beta = 0.0f;
-  int st = l.matmul(l.handle, plan.desc, &alpha, b.data(), plan.a, a.data(), plan.b, &beta, out.data(), plan.d, out.data(), plan.d,
-                    &plan.algo, l.workspace, l.workspace_bytes, reinterpret_cast<cudaStream_t>(d.stream()));
-  if (st != 0) args.fail_type("cublasLtMatmul failed with status " + std::to_string(st));
+  run_plan(args, l, plan_for(args, l, 1, M, N, K, kCudaR16BF, false, nullptr, nullptr), a, b, out, d);
   return info.Env().Undefined();
 }
 
