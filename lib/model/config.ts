@@ -1,16 +1,10 @@
 // Model configuration: the Hugging Face `config.json` of the deepseek_v3 / deepseek_v2 families, parsed,
 // checked against what the kernels support, and turned into the few derived numbers the forward needs.
 import { readFileSync } from 'node:fs';
+import type { YarnParams } from '../ops/rope';
 
-/** YaRN settings as the Hugging Face config spells them (rope_scaling with type 'yarn'). */
-export interface YarnConfig {
-  factor: number;
-  originalMaxPosition: number;
-  betaFast: number;
-  betaSlow: number;
-  mscale: number;
-  mscaleAllDim: number;
-}
+/** YaRN settings of the config's rope_scaling (type 'yarn'), every field given. */
+export type YarnConfig = YarnParams;
 
 /** Everything the runner needs from config.json, validated and normalized. */
 export interface ModelConfig {

@@ -4,16 +4,8 @@ import * as dskOps from '../ops';
 import { getNative } from '../native';
 import { Tensor } from '../tensor';
 import type { DType } from '../dtype';
+import type { YarnParams } from '../ops/rope';
 
-/** YaRN options as the rope op takes them. */
-export interface RopeYarn {
-  factor: number;
-  originalMaxPosition: number;
-  betaFast: number;
-  betaSlow: number;
-  mscale: number;
-  mscaleAllDim: number;
-}
 
 // Thin adapters over dsk.ops with the fixed options the model always uses.
 export const K = {
@@ -26,7 +18,7 @@ export const K = {
   rmsNorm: (x: Tensor, w: Tensor, eps: number): Tensor => dskOps.rmsNorm(x, w, { eps }),
   /** Fused h = x + residual; returns normalized h and h. */
   addRmsNorm: (x: Tensor, residual: Tensor, w: Tensor, eps: number): { out: Tensor; residual: Tensor } => dskOps.rmsNorm(x, w, { eps, residual }),
-  rope: (x: Tensor, positions: Tensor, theta: number, yarn: RopeYarn | null) => dskOps.rope(x, positions, yarn ? { theta, yarn } : { theta }),
+  rope: (x: Tensor, positions: Tensor, theta: number, yarn: YarnParams | null) => dskOps.rope(x, positions, yarn ? { theta, yarn } : { theta }),
   swiglu: (g: Tensor, u: Tensor) => dskOps.swiglu(g, u),
   swigluQuant: (g: Tensor, u: Tensor) => dskOps.swigluQuant(g, u),
   embedding: (ids: Tensor, table: Tensor) => dskOps.embedding(ids, table),

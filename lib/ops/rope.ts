@@ -31,14 +31,8 @@ export interface RopeOptions {
   yarn?: YarnOptions;
 }
 
-interface YarnParams {
-  factor: number;
-  originalMaxPosition: number;
-  betaFast: number;
-  betaSlow: number;
-  mscale: number;
-  mscaleAllDim: number;
-}
+/** YaRN options with every default filled in. */
+export type YarnParams = Required<YarnOptions>;
 
 /** yarn_get_mscale of the reference implementations: 0.1 * m * ln(s) + 1 for s > 1, else 1. */
 function yarnMscale(scale: number, m: number): number {
