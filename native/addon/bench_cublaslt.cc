@@ -98,6 +98,17 @@ Lt& lt() {
   return *l;
 }
 
+// cuBLASLt, loaded and with its workspace on `dev`, or a TypeError saying why not.
+Lt& ready(const OpArgs& args, Device dev) {
+  if (dev.is_cpu()) args.fail_type("cuBLASLt runs on cuda devices");
+  Lt& l = lt();
+  if (!l.why.empty()) args.fail_type("cuBLASLt unavailable: " + l.why);
+  std::lock_guard<std::mutex> lock(l.mu);
+  CudaDeviceGuard g(dev.index);
+  if (!l.workspace) check(cudaMalloc(&l.workspace, l.workspace_bytes), args.op());
+  return l;
+}
+
 // The cached plan of one problem: D^T [N, M] = op(B)=T on our B stored [K, N] col-major, times our A stored
 // [K, M] col-major (cuBLASLt is column-major; our row-major NT GEMM is its transpose). `scaled` selects
 // DeepSeek's block scaling: 128x128 blocks on our B (its A), 1x128 tiles on our A (its B).
@@ -105,7 +116,13 @@ Lt::Plan& plan_for(const OpArgs& args, Lt& l, int kind, int64_t M, int64_t N, in
                    const void* b_scale, const void* a_scale) {
   auto key = std::make_tuple(kind, M, N, K);
   auto it = l.plans.find(key);
-  if (it != l.plans.end()) return it->second;
+  if (it != l.plans.end()) {
+    if (scaled) {  // a cached plan still points at the previous call's scales
+      l.desc_set(it->second.desc, kDescAScalePointer, &b_scale, sizeof b_scale);
+      l.desc_set(it->second.desc, kDescBScalePointer, &a_scale, sizeof a_scale);
+    }
+    return it->second;
+  }
   Lt::Plan plan{};
   auto ok = [&](int st, const char* what) {
     if (st != 0) args.fail_type(std::string("cuBLASLt ") + what + " failed with status " + std::to_string(st));
@@ -175,20 +192,12 @@ static Napi::Value bench_cublaslt_fp8_gemm(const Napi::CallbackInfo& info) {
   args.dim_is(out, 0, M);
   args.dim_is(out, 1, N);
   Device dev = args.same_device({&a, &sat, &b, &sb, &out});
-  if (dev.is_cpu()) args.fail_type("cuBLASLt runs on cuda devices");
-  Lt& l = lt();
-  if (!l.why.empty()) args.fail_type("cuBLASLt unavailable: " + l.why);
+  Lt& l = ready(args, dev);
   CudaDevice& d = CudaDevice::get(dev.index, args.op());
   CudaDeviceGuard g(dev.index);
   std::lock_guard<std::mutex> lock(l.mu);
-  if (!l.workspace) check(cudaMalloc(&l.workspace, l.workspace_bytes), args.op());
-  Lt::Plan& plan = plan_for(args, l, 0, M, N, K, kCudaR8FE4M3, true, sb.data(), sat.data());
   // cuBLASLt's A is our B (weights, 128x128 blocks), its B is our A (activations, 1x128 tiles).
-  const void* sa_ptr = sb.data();
-  const void* sb_ptr = sat.data();
-  l.desc_set(plan.desc, kDescAScalePointer, &sa_ptr, sizeof sa_ptr);
-  l.desc_set(plan.desc, kDescBScalePointer, &sb_ptr, sizeof sb_ptr);
-  run_plan(args, l, plan, a, b, out, d);
+  run_plan(args, l, plan_for(args, l, 0, M, N, K, kCudaR8FE4M3, true, sb.data(), sat.data()), a, b, out, d);
   return info.Env().Undefined();
 }
 
@@ -206,13 +215,10 @@ static Napi::Value bench_cublaslt_gemm(const Napi::CallbackInfo& info) {
   args.dim_is(out, 0, M);
   args.dim_is(out, 1, N);
   Device dev = args.same_device({&a, &b, &out});
-  if (dev.is_cpu()) args.fail_type("cuBLASLt runs on cuda devices");
-  Lt& l = lt();
-  if (!l.why.empty()) args.fail_type("cuBLASLt unavailable: " + l.why);
+  Lt& l = ready(args, dev);
   CudaDevice& d = CudaDevice::get(dev.index, args.op());
   CudaDeviceGuard g(dev.index);
   std::lock_guard<std::mutex> lock(l.mu);
-  if (!l.workspace) check(cudaMalloc(&l.workspace, l.workspace_bytes), args.op());
   run_plan(args, l, plan_for(args, l, 1, M, N, K, kCudaR16BF, false, nullptr, nullptr), a, b, out, d);
   return info.Env().Undefined();
 }
