@@ -1,5 +1,7 @@
 // `npm run bench:ops`: every op at DeepSeek-V3 shapes (decode and prefill), its kernel time and its
 // ratio to the floor (bytes over the measured copy bandwidth, or flops over the measured matrix rate).
+// `-- --only softmax,sample` runs the ops whose name starts with one of the given words.
+import { parseArgs } from 'node:util';
 import * as dsk from '../lib/index';
 import { Report, benchDevice, floorUs, measureCeilings, timeKernel, type Work } from './harness';
 
@@ -155,7 +157,10 @@ async function main(): Promise<void> {
     (ceilings.bf16Tflops ? `, bf16 matmul ${ceilings.bf16Tflops.toFixed(0)} TFLOP/s` : '') +
     (ceilings.fp8Tflops ? `, fp8 matmul ${ceilings.fp8Tflops.toFixed(0)} TFLOP/s` : '') + '\n');
   const report = new Report('ops', { ceilings });
+  const { values } = parseArgs({ options: { only: { type: 'string' } } });
+  const only = values.only ? values.only.split(',').map((w) => w.trim()).filter(Boolean) : null;
   for (const c of cases(device, device === 'cpu')) {
+    if (only && !only.some((w) => c.op.startsWith(w))) continue;
     const t = await timeKernel(device, c.run as () => void);
     const floor = floorUs(c, ceilings);
     report.add({

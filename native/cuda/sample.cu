@@ -51,10 +51,17 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
   const DType dt = a.dt;
   const float temperature = a.temperature;
   auto zkey = [&](int64_t i) { return float_order_key(sample_logit(load_f32(row, dt, i), temperature)); };
+  auto zkey_ok = [&](int64_t i, uint32_t& key) { key = zkey(i); return true; };
 
   // 1. the largest key
   uint32_t km = 0;
-  for (int64_t i = tid; i < V; i += kThreads) km = max(km, zkey(i));
+  for (int64_t base = 0; base < V; base += static_cast<int64_t>(kThreads) * kSelectUnroll) {
+    uint32_t keys[kSelectUnroll];
+    bool oks[kSelectUnroll];
+    load_keys<kThreads>(base, V, zkey_ok, keys, oks);
+#pragma unroll
+    for (int u = 0; u < kSelectUnroll; ++u) km = max(km, keys[u]);  // keys[u] is 0 past the row's end
+  }
   for (int off = 16; off >= 1; off >>= 1) km = max(km, __shfl_xor_sync(0xffffffffu, km, off));
   if (lane == 0) sm.red_key[warp] = km;
   __syncthreads();

@@ -34,6 +34,22 @@ struct Threshold {
   int k;
 };
 
+// One block streams a whole row (up to a 129280-token vocabulary), so a pass is bound by how many loads
+// each thread has in flight, not by bandwidth: every pass first loads kSelectUnroll tiles of keys (the
+// loads issue back to back), then processes the tiles in index order.
+constexpr int kSelectUnroll = 4;
+
+template <int kThreads, class KeyFn>
+__device__ __forceinline__ void load_keys(int64_t base, int64_t n, KeyFn& key_of, uint32_t (&keys)[kSelectUnroll],
+                                          bool (&oks)[kSelectUnroll]) {
+#pragma unroll
+  for (int u = 0; u < kSelectUnroll; ++u) {
+    const int64_t i = base + static_cast<int64_t>(u) * kThreads + threadIdx.x;
+    keys[u] = 0;
+    oks[u] = i < n && key_of(i, keys[u]);
+  }
+}
+
 // Every thread of the block must call these. key_of(i, key) sets the order key of element i and returns
 // whether it takes part. k <= kCap for block_select_top.
 template <int kThreads, int kCap, class KeyFn>
@@ -45,13 +61,17 @@ __device__ Threshold block_radix_threshold(int64_t n, int k, KeyFn&& key_of, Sel
     const int shift = 24 - 8 * pass;
     for (int b = tid; b < 256; b += kThreads) sm.hist[b] = 0;
     __syncthreads();
-    for (int64_t base = 0; base < n; base += kThreads) {
-      int64_t i = base + tid;
-      uint32_t key = 0;
-      bool ok = i < n && key_of(i, key) && (key & mask) == prefix;
-      unsigned digit = ok ? (key >> shift) & 255u : 256u;
-      unsigned peers = __match_any_sync(0xffffffffu, digit);
-      if (ok && lane == __ffs(peers) - 1) atomicAdd(&sm.hist[digit], __popc(peers));
+    for (int64_t base = 0; base < n; base += static_cast<int64_t>(kThreads) * kSelectUnroll) {
+      uint32_t keys[kSelectUnroll];
+      bool oks[kSelectUnroll];
+      load_keys<kThreads>(base, n, key_of, keys, oks);
+#pragma unroll
+      for (int u = 0; u < kSelectUnroll; ++u) {
+        bool ok = oks[u] && (keys[u] & mask) == prefix;
+        unsigned digit = ok ? (keys[u] >> shift) & 255u : 256u;
+        unsigned peers = __match_any_sync(0xffffffffu, digit);
+        if (ok && lane == __ffs(peers) - 1) atomicAdd(&sm.hist[digit], __popc(peers));
+      }
     }
     __syncthreads();
     if (warp == 0) {
@@ -105,26 +125,33 @@ __device__ void block_walk_selected(int64_t n, const Threshold& th, KeyFn&& key_
                                     SelectSmem<kThreads, kCap>& sm) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   int eq_seen = 0;  // uniform across the block
-  for (int64_t base = 0; base < n; base += kThreads) {
-    int64_t i = base + tid;
-    uint32_t key = 0;
-    bool ok = i < n && key_of(i, key);
-    if (ok && key > th.key) gt(i, key);
-    if (eq_seen < th.take_eq) {
-      bool eq = ok && key == th.key;
-      unsigned bal = __ballot_sync(0xffffffffu, eq);
-      if (lane == 0) sm.warp_counts[warp] = __popc(bal);
-      __syncthreads();
-      int before = 0, tile = 0;
-      for (int w = 0; w < kThreads / 32; ++w) {
-        int c = sm.warp_counts[w];
-        before += w < warp ? c : 0;
-        tile += c;
+  for (int64_t base = 0; base < n; base += static_cast<int64_t>(kThreads) * kSelectUnroll) {
+    uint32_t keys[kSelectUnroll];
+    bool oks[kSelectUnroll];
+    load_keys<kThreads>(base, n, key_of, keys, oks);
+    // Tiles u = 0, 1, ... cover consecutive index ranges, so ties are still ranked in index order.
+#pragma unroll
+    for (int u = 0; u < kSelectUnroll; ++u) {
+      const int64_t i = base + static_cast<int64_t>(u) * kThreads + tid;
+      const uint32_t key = keys[u];
+      const bool ok = oks[u];
+      if (ok && key > th.key) gt(i, key);
+      if (eq_seen < th.take_eq) {
+        bool eq = ok && key == th.key;
+        unsigned bal = __ballot_sync(0xffffffffu, eq);
+        if (lane == 0) sm.warp_counts[warp] = __popc(bal);
+        __syncthreads();
+        int before = 0, tile = 0;
+        for (int w = 0; w < kThreads / 32; ++w) {
+          int c = sm.warp_counts[w];
+          before += w < warp ? c : 0;
+          tile += c;
+        }
+        int rank = eq_seen + before + __popc(bal & ((1u << lane) - 1u));
+        if (eq && rank < th.take_eq) take(i, rank);
+        eq_seen += tile;
+        __syncthreads();
       }
-      int rank = eq_seen + before + __popc(bal & ((1u << lane) - 1u));
-      if (eq && rank < th.take_eq) take(i, rank);
-      eq_seen += tile;
-      __syncthreads();
     }
   }
 }
