@@ -55,13 +55,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
 
   // 1. the largest key
   uint32_t km = 0;
-  for (int64_t base = 0; base < V; base += static_cast<int64_t>(kThreads) * kSelectUnroll) {
-    uint32_t keys[kSelectUnroll];
-    bool oks[kSelectUnroll];
-    load_keys<kThreads>(base, V, zkey_ok, keys, oks);
-#pragma unroll
-    for (int u = 0; u < kSelectUnroll; ++u) km = max(km, keys[u]);  // keys[u] is 0 past the row's end
-  }
+  for_each_key<kThreads>(V, zkey_ok, [&](int64_t, uint32_t key, bool) { km = max(km, key); });  // key 0 past the end
   for (int off = 16; off >= 1; off >>= 1) km = max(km, __shfl_xor_sync(0xffffffffu, km, off));
   if (lane == 0) sm.red_key[warp] = km;
   __syncthreads();

@@ -39,14 +39,21 @@ struct Threshold {
 // loads issue back to back), then processes the tiles in index order.
 constexpr int kSelectUnroll = 4;
 
-template <int kThreads, class KeyFn>
-__device__ __forceinline__ void load_keys(int64_t base, int64_t n, KeyFn& key_of, uint32_t (&keys)[kSelectUnroll],
-                                          bool (&oks)[kSelectUnroll]) {
+// Calls use(i, key, ok) for i = 0 .. n-1 in index order (i past n: ok false), thread tid taking
+// i = tile * kThreads + tid; the keys of kSelectUnroll tiles are loaded before any is used.
+template <int kThreads, class KeyFn, class UseFn>
+__device__ __forceinline__ void for_each_key(int64_t n, KeyFn& key_of, UseFn&& use) {
+  for (int64_t base = 0; base < n; base += static_cast<int64_t>(kThreads) * kSelectUnroll) {
+    uint32_t keys[kSelectUnroll];
+    bool oks[kSelectUnroll];
 #pragma unroll
-  for (int u = 0; u < kSelectUnroll; ++u) {
-    const int64_t i = base + static_cast<int64_t>(u) * kThreads + threadIdx.x;
-    keys[u] = 0;
-    oks[u] = i < n && key_of(i, keys[u]);
+    for (int u = 0; u < kSelectUnroll; ++u) {
+      const int64_t i = base + static_cast<int64_t>(u) * kThreads + threadIdx.x;
+      keys[u] = 0;
+      oks[u] = i < n && key_of(i, keys[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kSelectUnroll; ++u) use(base + static_cast<int64_t>(u) * kThreads + threadIdx.x, keys[u], oks[u]);
   }
 }
 
@@ -61,18 +68,12 @@ __device__ Threshold block_radix_threshold(int64_t n, int k, KeyFn&& key_of, Sel
     const int shift = 24 - 8 * pass;
     for (int b = tid; b < 256; b += kThreads) sm.hist[b] = 0;
     __syncthreads();
-    for (int64_t base = 0; base < n; base += static_cast<int64_t>(kThreads) * kSelectUnroll) {
-      uint32_t keys[kSelectUnroll];
-      bool oks[kSelectUnroll];
-      load_keys<kThreads>(base, n, key_of, keys, oks);
-#pragma unroll
-      for (int u = 0; u < kSelectUnroll; ++u) {
-        bool ok = oks[u] && (keys[u] & mask) == prefix;
-        unsigned digit = ok ? (keys[u] >> shift) & 255u : 256u;
-        unsigned peers = __match_any_sync(0xffffffffu, digit);
-        if (ok && lane == __ffs(peers) - 1) atomicAdd(&sm.hist[digit], __popc(peers));
-      }
-    }
+    for_each_key<kThreads>(n, key_of, [&](int64_t, uint32_t key, bool ok) {
+      ok = ok && (key & mask) == prefix;
+      unsigned digit = ok ? (key >> shift) & 255u : 256u;
+      unsigned peers = __match_any_sync(0xffffffffu, digit);
+      if (ok && lane == __ffs(peers) - 1) atomicAdd(&sm.hist[digit], __popc(peers));
+    });
     __syncthreads();
     if (warp == 0) {
       // Lane l owns buckets 255 - 8l .. 248 - 8l (descending); find the bucket where the count from the
@@ -125,35 +126,26 @@ __device__ void block_walk_selected(int64_t n, const Threshold& th, KeyFn&& key_
                                     SelectSmem<kThreads, kCap>& sm) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   int eq_seen = 0;  // uniform across the block
-  for (int64_t base = 0; base < n; base += static_cast<int64_t>(kThreads) * kSelectUnroll) {
-    uint32_t keys[kSelectUnroll];
-    bool oks[kSelectUnroll];
-    load_keys<kThreads>(base, n, key_of, keys, oks);
-    // Tiles u = 0, 1, ... cover consecutive index ranges, so ties are still ranked in index order.
-#pragma unroll
-    for (int u = 0; u < kSelectUnroll; ++u) {
-      const int64_t i = base + static_cast<int64_t>(u) * kThreads + tid;
-      const uint32_t key = keys[u];
-      const bool ok = oks[u];
-      if (ok && key > th.key) gt(i, key);
-      if (eq_seen < th.take_eq) {
-        bool eq = ok && key == th.key;
-        unsigned bal = __ballot_sync(0xffffffffu, eq);
-        if (lane == 0) sm.warp_counts[warp] = __popc(bal);
-        __syncthreads();
-        int before = 0, tile = 0;
-        for (int w = 0; w < kThreads / 32; ++w) {
-          int c = sm.warp_counts[w];
-          before += w < warp ? c : 0;
-          tile += c;
-        }
-        int rank = eq_seen + before + __popc(bal & ((1u << lane) - 1u));
-        if (eq && rank < th.take_eq) take(i, rank);
-        eq_seen += tile;
-        __syncthreads();
+  // Tiles are used in index order, so ties are ranked in index order.
+  for_each_key<kThreads>(n, key_of, [&](int64_t i, uint32_t key, bool ok) {
+    if (ok && key > th.key) gt(i, key);
+    if (eq_seen < th.take_eq) {
+      bool eq = ok && key == th.key;
+      unsigned bal = __ballot_sync(0xffffffffu, eq);
+      if (lane == 0) sm.warp_counts[warp] = __popc(bal);
+      __syncthreads();
+      int before = 0, tile = 0;
+      for (int w = 0; w < kThreads / 32; ++w) {
+        int c = sm.warp_counts[w];
+        before += w < warp ? c : 0;
+        tile += c;
       }
+      int rank = eq_seen + before + __popc(bal & ((1u << lane) - 1u));
+      if (eq && rank < th.take_eq) take(i, rank);
+      eq_seen += tile;
+      __syncthreads();
     }
-  }
+  });
 }
 
 // The composite of the k-th largest eligible element (0 when there is none).
