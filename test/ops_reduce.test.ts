@@ -145,6 +145,12 @@ describe.each(gpuDevices)('reductions on %s: bit-identical to the CPU', (device)
           await expectTensorsBitEqual(d.values.to('cpu'), c.values, `topk values [${R}, ${n}] k=${k} ${dtype}`);
         }
       }
+    // Ties across the slices of a row shared by a cluster of CTAs: ranked by index over the whole row.
+    const ties = dsk.randint([2, 129280], 0, 40, { seed: 4 }).cast('bf16'), tied = on(ties, device);
+    for (const k of [1, 300, 4096]) {
+      const c = dsk.ops.topk(ties, k), d = dsk.ops.topk(tied, k);
+      await expectTensorsBitEqual(d.indices.to('cpu'), c.indices, `topk ties k=${k}`);
+    }
     const x = dsk.randn([33, 1001], { seed: 3, dtype: 'bf16' }), xd = on(x, device);
     await expectTensorsBitEqual(dsk.ops.softmax(xd.slice(1, 1, 1001)).to('cpu'), dsk.ops.softmax(x.slice(1, 1, 1001)), 'unaligned softmax');
     await expectTensorsBitEqual(dsk.ops.argmax(xd.slice(1, 1, 1001)).to('cpu'), dsk.ops.argmax(x.slice(1, 1, 1001)), 'unaligned argmax');

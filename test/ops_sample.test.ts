@@ -167,6 +167,31 @@ describe.each(gpuDevices)('sample on %s: the CPU token for every seed', (device)
   });
 });
 
+describe.each(gpuDevices)('sample on %s: rows split over a cluster of CTAs', (device) => {
+  // One or two rows of a 129280-token vocabulary: each row is shared by 8 CTAs (on sm_90), which must
+  // agree with the CPU on flat distributions whose nucleus spans many pages, on massive ties (ranked by
+  // index across the CTAs' slices) and on special values in any slice.
+  it('flat rows, ties across slices, special values far into the row', async () => {
+    const V = 129280;
+    const flat = await logits(2, V, 17, 0.01), fd = on(flat, device);
+    for (const o of [{ temperature: 1, topP: 0.9 }, { temperature: 1, topK: 3000, topP: 0.95 }, { temperature: 1 }, { temperature: 0.5, topK: 50 }])
+      for (let seed = 0; seed < 3; seed++)
+        await expectTensorsBitEqual(dsk.ops.sample(fd, { ...o, seed }).to('cpu'), dsk.ops.sample(flat, { ...o, seed }), `flat ${JSON.stringify(o)} seed ${seed}`);
+    const ties = dsk.randint([2, V], 0, 3, { seed: 9 }).cast('f32'), td = on(ties, device);
+    for (const o of [{ topK: 2500, topP: 0.7 }, { topK: 70000 }, { topP: 0.3 }])
+      for (let seed = 0; seed < 3; seed++)
+        await expectTensorsBitEqual(dsk.ops.sample(td, { ...o, seed }).to('cpu'), dsk.ops.sample(ties, { ...o, seed }), `ties ${JSON.stringify(o)} seed ${seed}`);
+    const vals = new Float32Array(3 * V).map((_, i) => ((i * 7919) % 1000) / 100);
+    vals[V - 5] = Infinity; // row 0: +inf in the last slice
+    vals[V + 100000] = NaN; // row 1: NaN is never drawn
+    for (let i = 2 * V; i < 3 * V; i++) vals[i] = i === 2 * V + 90000 ? 1 : -Infinity; // row 2: one finite value
+    const sp = dsk.tensor(vals, { shape: [3, V] });
+    for (let seed = 0; seed < 3; seed++)
+      await expectTensorsBitEqual(dsk.ops.sample(on(sp, device), { seed, topP: 0.8 }).to('cpu'), dsk.ops.sample(sp, { seed, topP: 0.8 }), `special seed ${seed}`);
+    expect(Array.from((await dsk.ops.sample(on(sp, device), { seed: 1 }).toArray()) as Int32Array).filter((t, r) => r !== 1)).toEqual([V - 5, 90000]);
+  });
+});
+
 describe('sample: bad input', () => {
   it('rejects wrong dtypes, shapes and options', () => {
     const x = dsk.randn([2, 10]);

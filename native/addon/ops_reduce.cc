@@ -61,7 +61,7 @@ static Napi::Value topk(const Napi::CallbackInfo& info) {
   Device dev = a.same_device({&x, &values, &indices});
   DType dt = x.dtype;
   enqueue(a.op(), dev, [=] { cpu::topk(xr.data, xr.stride, dt, xr.rows, xr.cols, k, values.data(), indices.ptr<int32_t>()); (void)x; },
-          [=](auto& d) { cuda::topk(xr.data, xr.stride, dt, xr.rows, xr.cols, k, values.data(), indices.ptr<int32_t>(), d.stream()); });
+          [=](auto& d) { cuda::topk(xr.data, xr.stride, dt, xr.rows, xr.cols, k, values.data(), indices.ptr<int32_t>(), row_launch(d), d.stream()); });
   return info.Env().Undefined();
 }
 

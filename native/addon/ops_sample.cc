@@ -31,7 +31,7 @@ static Napi::Value sample(const Napi::CallbackInfo& info) {
   if (!(t > 0)) a.fail_range("temperature is too small for f32");
   enqueue(a.op(), dev,
           [=] { cpu::sample(xr.data, xr.stride, dt, xr.rows, xr.cols, t, top_k, p, seed, out.ptr<int32_t>()); (void)x; },
-          [=](auto& d) { cuda::sample(xr.data, xr.stride, dt, xr.rows, xr.cols, t, top_k, p, seed, out.ptr<int32_t>(), d.stream()); });
+          [=](auto& d) { cuda::sample(xr.data, xr.stride, dt, xr.rows, xr.cols, t, top_k, p, seed, out.ptr<int32_t>(), row_launch(d), d.stream()); });
   return info.Env().Undefined();
 }
 

@@ -2,6 +2,7 @@
 // one row stride for all leading dims together (what a contiguous tensor, or a column slice of one such
 // as x[:, :512], has). Kernels taking (pointer, rows, cols, row stride) accept such views without a copy.
 #pragma once
+#include "../cuda/reduce.h"
 #include "addon.h"
 
 namespace dsk::addon {
@@ -33,6 +34,13 @@ inline RowsArg rows_of(const OpArgs& a, const TensorArg& t) {
   if (stride < 0) stride = cols;
   if (rows > 1 && stride < cols) a.fail_range(std::string(t.name) + " has overlapping rows");
   return RowsArg{t.data(), rows, cols, stride};
+}
+
+// The SM count and cluster support of a CUDA device (a CudaDevice; generic so CPU-only builds never need it),
+// for the row kernels that split few long rows over clusters.
+template <class CudaDev>
+cuda::RowLaunch row_launch(const CudaDev& d) {
+  return cuda::RowLaunch{d.info().sm_count, d.info().cc_major >= 9};
 }
 
 inline DType out_dtype_arg(const OpArgs& a, size_t i, const char* name) {

@@ -137,14 +137,16 @@ constexpr int kSelectThreads = 512;
 template <int kCap>
 __global__ void __launch_bounds__(kSelectThreads) topk_kernel(RowArgs p, int k, void* values, int32_t* indices) {
   __shared__ SelectSmem<kSelectThreads, kCap> sm;
-  const int64_t r = blockIdx.x;
+  const RowGroup g = row_group(p.n, kSumSegment);
+  const int64_t r = blockIdx.x / g.size;
   const void* x = p.x;
   const DType dt = p.dt;
   const int64_t base = r * p.xs;
-  int m = block_select_top<kSelectThreads, kCap>(p.n, k, [&](int64_t i, uint32_t& key) {
+  int m = group_select_top<kSelectThreads, kCap>(g, k, [&](int64_t i, uint32_t& key) {
     key = float_order_key(load_f32(x, dt, base + i));
     return true;
   }, sm);
+  if (g.rank != 0) return;  // the selection is in CTA 0; nothing reads another CTA's memory any more
   for (int j = threadIdx.x; j < m; j += kSelectThreads) {
     int64_t i = composite_index(sm.sel[j]);
     indices[r * k + j] = static_cast<int32_t>(i);
@@ -175,11 +177,13 @@ void argmax(const void* x, int64_t xs, DType dt, int64_t rows, int64_t n, int32_
   else argmax_kernel<true><<<static_cast<unsigned>(rows), kBlockThreads, 0, to_cuda(stream)>>>(p, out);
 }
 
-void topk(const void* x, int64_t xs, DType dt, int64_t rows, int64_t n, int64_t k, void* values, int32_t* indices, Stream stream) {
+void topk(const void* x, int64_t xs, DType dt, int64_t rows, int64_t n, int64_t k, void* values, int32_t* indices,
+          const RowLaunch& rl, Stream stream) {
   if (rows == 0 || k == 0) return;
   RowArgs p = row_args(x, xs, dt, rows, n);
-  if (k <= 256) topk_kernel<256><<<static_cast<unsigned>(rows), kSelectThreads, 0, to_cuda(stream)>>>(p, static_cast<int>(k), values, indices);
-  else topk_kernel<kTopkMax><<<static_cast<unsigned>(rows), kSelectThreads, 0, to_cuda(stream)>>>(p, static_cast<int>(k), values, indices);
+  const int ctas = row_group_ctas(rows, (n + kSumSegment - 1) / kSumSegment, 4, rl.sms, rl.clusters);
+  if (k <= 256) launch_row_groups(topk_kernel<256>, rows, ctas, kSelectThreads, to_cuda(stream), p, static_cast<int>(k), values, indices);
+  else launch_row_groups(topk_kernel<kTopkMax>, rows, ctas, kSelectThreads, to_cuda(stream), p, static_cast<int>(k), values, indices);
 }
 
 }  // namespace dsk::cuda

@@ -16,7 +16,21 @@ __device__ __forceinline__ float butterfly_sum(float v) {
   return v;
 }
 
-// chunk(acc, i0, cnt) adds elements i0 .. i0+cnt-1 (cnt <= 8) to acc in index order, with __fadd_rn.
+// The sum of segment `seg` of a row of n elements, on every lane of the calling warp. chunk(acc, i0, cnt)
+// adds elements i0 .. i0+cnt-1 (cnt <= 8) to acc in index order, with __fadd_rn.
+template <class ChunkFn>
+__device__ __forceinline__ float warp_segment_sum(int64_t seg, int64_t n, ChunkFn& chunk) {
+  const int lane = threadIdx.x & 31;
+  const int64_t base = seg * kSumSegment;
+  float acc = 0.0f;
+#pragma unroll 4
+  for (int j = 0; j < kSumChunksPerLane; ++j) {
+    int64_t i0 = base + static_cast<int64_t>(j * kSumLanes + lane) * kSumChunk;
+    if (i0 < n) acc = chunk(acc, i0, static_cast<int>(n - i0 < kSumChunk ? n - i0 : kSumChunk));
+  }
+  return butterfly_sum(acc);
+}
+
 template <bool kBlock, class ChunkFn>
 __device__ float row_sum(int64_t n, float* scratch, ChunkFn&& chunk) {
   const int lane = threadIdx.x & 31;
@@ -27,15 +41,7 @@ __device__ float row_sum(int64_t n, float* scratch, ChunkFn&& chunk) {
   for (int64_t s0 = 0; s0 < nseg; s0 += nw) {
     const int64_t seg = s0 + warp;
     float acc = 0.0f;
-    if (seg < nseg) {
-      const int64_t base = seg * kSumSegment;
-#pragma unroll 4
-      for (int j = 0; j < kSumChunksPerLane; ++j) {
-        int64_t i0 = base + static_cast<int64_t>(j * kSumLanes + lane) * kSumChunk;
-        if (i0 < n) acc = chunk(acc, i0, static_cast<int>(n - i0 < kSumChunk ? n - i0 : kSumChunk));
-      }
-      acc = butterfly_sum(acc);
-    }
+    if (seg < nseg) acc = warp_segment_sum(seg, n, chunk);
     if (kBlock) {
       if (lane == 0) scratch[warp] = acc;
       __syncthreads();
