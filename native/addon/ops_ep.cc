@@ -101,6 +101,12 @@ bool ep_tma_enabled() {
   return !(v && v[0] == '0');
 }
 
+// An integer knob from the environment (benchmark experiments), else `fallback`.
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
 // Timing events for the benchmark, by id.
 struct Timer {
   int device;
@@ -526,6 +532,7 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   da.M = M;
   da.fp8 = fp8;
   da.tma = d.info().cc_major >= 9 && ep_tma_enabled();
+  da.probe_skip = env_int("DSK_EP_PROBE_SKIP", 0);
   da.x = x.data();
   da.x_scale = xs ? xs->ptr<float>() : nullptr;
   da.weights = w.ptr<float>();
@@ -614,6 +621,9 @@ static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
   ca.token_idx_in_rank = tir.ptr<int32_t>();
   ca.plan = plan.ptr<int32_t>();
   ca.out = out.ptr<uint16_t>();
+  ca.tma = d.info().cc_major >= 9 && ep_tma_enabled();
+  ca.stages = env_int("DSK_EP_COMBINE_STAGES", ca.stages);
+  ca.stage_bytes = env_int("DSK_EP_COMBINE_STAGE_BYTES", ca.stage_bytes);
   cuda::ep_combine(comm_of(G, d), ca, d.comm_stream(a.op()));
   d.check_launch(a.op());
   if (join) d.compute_after_comm(a.op());

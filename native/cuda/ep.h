@@ -51,6 +51,9 @@ struct EpDispatchArgs {
   float* recv_weights = nullptr;    // [M]
   int32_t* recv_token_rows = nullptr;  // [R, K]
   int32_t* m_indices = nullptr;        // [M], filled by the kernel when given
+  // Benchmark probe only (results wrong): bit 0 skips the own rows' payload, bit 1 the peer push's
+  // payload, bit 2 the receiver's payload copies; the handshakes and metadata still run.
+  int probe_skip = 0;
 };
 // Warp-specialized dispatch on 2*C blocks: block 2c sends channel c (one warp group per destination;
 // to itself it writes rows directly), block 2c+1 receives it (one warp group per source).
@@ -67,6 +70,10 @@ struct EpCombineArgs {
   const int32_t* token_idx_in_rank = nullptr;  // [T, W]
   const int32_t* plan = nullptr;
   uint16_t* out = nullptr;                   // [T, H] bf16
+  // sm_90: each warp bulk-loads a token's rows (a slice of the hidden dimension at a time) into one of
+  // `stages` shared-memory stages of `stage_bytes` and reduces from there; else register loads.
+  bool tma = false;
+  int stages = 3, stage_bytes = 4096;
 };
 // Block 2c sends, for every token it received in channel c, the f32 sum of its rows weighted by their
 // routing weights (as bf16) back to the token's rank; block 2c+1 adds, for each of its own tokens of

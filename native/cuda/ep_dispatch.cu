@@ -99,6 +99,7 @@ __device__ void dispatch_self(const EpComm& comm, const EpDispatchArgs& a, const
     }
     const EpLaneRows r = ep_lane_rows(row, a.K, lane);
     const char* src = static_cast<const char*>(a.x) + t * pb;
+    if (a.probe_skip & 1) continue;
     if (kTma) {
       const int64_t off = int64_t(p) * kTmaBuf;
       const uint32_t bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
@@ -136,7 +137,8 @@ __device__ void dispatch_send(const EpComm& comm, const EpDispatchArgs& a, const
       const int64_t t = a.send_list[int64_t(d) * a.T + js + start + i];
       char* slot = comm.peers[d] + ep_ring_slot(comm.g, me, c, int64_t((tail + i) % Q));
       const int64_t v0 = z.vecs * p / P, v1 = z.vecs * (p + 1) / P;
-      ep_copy_one<kUnroll>(reinterpret_cast<const int4*>(static_cast<const char*>(a.x) + t * z.slot.payload_bytes),
+      if (!(a.probe_skip & 2))
+        ep_copy_one<kUnroll>(reinterpret_cast<const int4*>(static_cast<const char*>(a.x) + t * z.slot.payload_bytes),
                            reinterpret_cast<int4*>(slot), v0, v1, lane);
       if (p == 0) {
         if (lane < a.K) {
@@ -189,11 +191,12 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
         w = ptx::ld_na_f32(reinterpret_cast<const float*>(slot + z.slot.meta_off) + a.K + lane);
       }
       const EpLaneRows r = ep_lane_rows(row, a.K, lane);
-      if (kTma) {
+      const bool copy = !(a.probe_skip & 4);
+      if (copy && kTma) {
         const int64_t off = int64_t(p) * kTmaBuf;
         const uint32_t bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
         tma_rows(tw, slot + off, bytes, static_cast<char*>(a.recv_x), pb, off, r, lane);
-      } else {
+      } else if (copy) {
         const int64_t v0 = z.vecs * p / P, v1 = z.vecs * (p + 1) / P;
         ep_copy_rows<kUnroll, true>(reinterpret_cast<const int4*>(slot), static_cast<int4*>(a.recv_x), z.vecs, r, v0, v1, lane);
       }
