@@ -533,6 +533,7 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   da.fp8 = fp8;
   da.tma = d.info().cc_major >= 9 && ep_tma_enabled();
   da.probe_skip = env_int("DSK_EP_PROBE_SKIP", 0);
+  da.self_warps_on_recv = env_int("DSK_EP_SELF_WARPS_ON_RECV", da.self_warps_on_recv);
   da.x = x.data();
   da.x_scale = xs ? xs->ptr<float>() : nullptr;
   da.weights = w.ptr<float>();
@@ -624,6 +625,8 @@ static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
   ca.tma = d.info().cc_major >= 9 && ep_tma_enabled();
   ca.stages = env_int("DSK_EP_COMBINE_STAGES", ca.stages);
   ca.stage_bytes = env_int("DSK_EP_COMBINE_STAGE_BYTES", ca.stage_bytes);
+  ca.M = M;
+  ca.probe = env_int("DSK_EP_PROBE_COMBINE", 0);
   cuda::ep_combine(comm_of(G, d), ca, d.comm_stream(a.op()));
   d.check_launch(a.op());
   if (join) d.compute_after_comm(a.op());

@@ -54,6 +54,9 @@ struct EpDispatchArgs {
   // Benchmark probe only (results wrong): bit 0 skips the own rows' payload, bit 1 the peer push's
   // payload, bit 2 the receiver's payload copies; the handshakes and metadata still run.
   int probe_skip = 0;
+  // > 0: the own rows are written by this many warps of the receiver block instead of the sender's
+  // (which then only pushes to the peers). 0: the sender block writes them.
+  int self_warps_on_recv = 8;
 };
 // Warp-specialized dispatch on 2*C blocks: block 2c sends channel c (one warp group per destination;
 // to itself it writes rows directly), block 2c+1 receives it (one warp group per source).
@@ -73,7 +76,12 @@ struct EpCombineArgs {
   // sm_90: each warp bulk-loads a token's rows (a slice of the hidden dimension at a time) into one of
   // `stages` shared-memory stages of `stage_bytes` and reduces from there; else register loads.
   bool tma = false;
-  int stages = 3, stage_bytes = 4096;
+  int stages = 2, stage_bytes = 7040;
+  int64_t M = 0;  // rows of y
+  // Benchmark probe only (results wrong): bit 0 reads rows (t * K + k) % M instead of the routed ones
+  // (a streaming access pattern), bit 1 skips the stores of partial sums to the peers, bit 2 skips the
+  // home rank's own rows (bulk kernel).
+  int probe = 0;
 };
 // Block 2c sends, for every token it received in channel c, the f32 sum of its rows weighted by their
 // routing weights (as bf16) back to the token's rank; block 2c+1 adds, for each of its own tokens of

@@ -85,7 +85,8 @@ __device__ void combine_send(const EpComm& comm, const EpCombineArgs& a, int c, 
     for (int u = wig; u < n * P; u += G) {
       const int i = u / P, p = u % P;
       const int64_t jg = jg0 + start + i;
-      const int row = lane < a.K ? a.recv_token_rows[jg * a.K + lane] : -1;
+      int row = lane < a.K ? a.recv_token_rows[jg * a.K + lane] : -1;
+      if ((a.probe & 1) && row >= 0) row = static_cast<int>((jg * a.K + lane) % a.M);
       const float w = row >= 0 ? a.recv_weights[row] : 0.f;
       const EpLaneRows r = ep_lane_rows(row, a.K, lane);
       int4* slot = reinterpret_cast<int4*>(comm.peers[s] + ep_ring_slot(comm.g, me, c, int64_t((tail + i) % Q)));
@@ -143,6 +144,7 @@ __device__ void combine_recv(const EpComm& comm, const EpCombineArgs& a, int c, 
       if (lane < a.K) {
         const int32_t e = a.idx[t * a.K + lane], q = a.pos[t * a.K + lane];
         if (e >= 0 && e < a.E && q >= 0 && e / Eloc == me) row = a.plan[L.row_base + e] + q;
+        if ((a.probe & 1) && row >= 0) row = static_cast<int>((t * a.K + lane) % a.M);
       }
       const float w = row >= 0 ? a.recv_weights[row] : 0.f;
       const EpLaneRows r = ep_lane_rows(row, a.K, lane);

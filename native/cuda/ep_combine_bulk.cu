@@ -47,6 +47,7 @@ struct Pipe {
   StageMeta* meta;
   int S, SB;
   uint32_t issued, done;  // pieces issued / reduced by this warp since the kernel started
+  bool nostore;           // probe: reduce without storing
 };
 
 __device__ __forceinline__ void set_pieces(Tok& t, int64_t RB, int SB) {
@@ -111,6 +112,10 @@ __device__ __forceinline__ void reduce(Pipe& pp, int lane) {
           acc[1][j] = __fadd_rn(acc[1][j], f1[j]);
         }
       }
+    }
+    if (pp.nostore) {
+      if (acc[0][0] == 1234.5f && acc[1][0] == 1234.5f) ptx::st_na_v4(dst + v, f32_to_bf16x8(acc[0]));  // keeps the math
+      continue;
     }
     ptx::st_na_v4(dst + v, f32_to_bf16x8(acc[0]));
     if (two) ptx::st_na_v4(dst + v + 32, f32_to_bf16x8(acc[1]));
@@ -181,7 +186,8 @@ __device__ void combine_send(const EpComm& comm, const EpCombineArgs& a, Pipe& p
     if (*s_flag) return;
     pipe_tokens(pp, wig, n, G, RB, lane, [&](int i, Tok& t) {
       const int64_t jg = jg0 + start + i;
-      const int row = lane < a.K ? a.recv_token_rows[jg * a.K + lane] : -1;
+      int row = lane < a.K ? a.recv_token_rows[jg * a.K + lane] : -1;
+      if ((a.probe & 1) && row >= 0) row = static_cast<int>((jg * a.K + lane) % a.M);
       const float w = row >= 0 ? a.recv_weights[row] : 0.f;
       const uint32_t mask = __ballot_sync(0xffffffffu, row >= 0);
       const int from = nth_lane(mask, lane, lane);
@@ -221,6 +227,8 @@ __device__ void combine_recv(const EpComm& comm, const EpCombineArgs& a, Pipe& p
       if (lane < a.K) {
         const int32_t e = a.idx[tk * a.K + lane], q = a.pos[tk * a.K + lane];
         if (e >= 0 && e < a.E && q >= 0 && e / Eloc == me) row = a.plan[L.row_base + e] + q;
+        if ((a.probe & 1) && row >= 0) row = static_cast<int>((tk * a.K + lane) % a.M);
+        if (a.probe & 4) row = -1;
       }
       const float w = row >= 0 ? a.recv_weights[row] : 0.f;
       int64_t off = -1;
@@ -291,6 +299,7 @@ __global__ void __launch_bounds__(kThreads, 1) ep_combine_bulk_kernel(EpComm com
   pp.mbar_s = static_cast<uint32_t>(__cvta_generic_to_shared(mbars + warp * pp.S * 8));
   pp.meta = reinterpret_cast<StageMeta*>(mbars + kWarps * pp.S * 8) + warp * pp.S;
   pp.issued = pp.done = 0;
+  pp.nostore = (a.probe & 2) && blockIdx.x % 2 == 0;
   if (lane == 0) {
     for (int s = 0; s < pp.S; s++) ptx::mbar_init(pp.mbar_s + 8 * s, 1);
     ptx::mbar_init_fence();

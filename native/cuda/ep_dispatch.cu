@@ -251,7 +251,24 @@ __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, E
   z.slot = ep_dispatch_slot(a.H, a.fp8, a.K);
   z.vecs = z.slot.payload_bytes / 16;
   z.nscale = z.slot.scale_count;
-  if (blockIdx.x % 2 == 0) {
+  const int self_recv = W > 1 ? min(a.self_warps_on_recv, kWarps - (W - 1)) : 0;
+  if (self_recv > 0) {
+    // The sender block only pushes (one group per peer); the receiver block's first self_recv warps
+    // write this rank's own rows and the rest receive (one group per source), so the expansion writes
+    // are spread over both blocks of the channel.
+    if (blockIdx.x % 2 == 0) {
+      const int G = kWarps / (W - 1), g = warp / G;
+      if (g < W - 1) dispatch_send(comm, a, z, c, g < me ? g : g + 1, 1 + g, warp % G, G, lane, &s_flag[g]);
+    } else if (warp < self_recv) {
+      dispatch_self<kTma>(comm, a, z, c, warp, self_recv, lane, tw);
+    } else {
+      const int G = (kWarps - self_recv) / (W - 1), g = (warp - self_recv) / G;
+      if (g < W - 1) {
+        const int s = g < me ? g : g + 1;
+        dispatch_recv<kTma>(comm, a, z, c, s, 1 + g, (warp - self_recv) % G, G, lane, &s_flag[g], &s_avail[g], tw);
+      }
+    }
+  } else if (blockIdx.x % 2 == 0) {
     // One group per peer, and the rest of the warps write this rank's own rows: a token sent to a peer
     // is one row of stores, one kept here about K/W rows, so the split follows the expected bytes
     // (peers weighted more for their chunk handshakes).
