@@ -625,6 +625,7 @@ static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
   ca.tma = d.info().cc_major >= 9 && ep_tma_enabled();
   ca.stages = env_int("DSK_EP_COMBINE_STAGES", ca.stages);
   ca.stage_bytes = env_int("DSK_EP_COMBINE_STAGE_BYTES", ca.stage_bytes);
+  ca.async16 = env_int("DSK_EP_COMBINE_ASYNC16", 1) != 0;
   ca.M = M;
   ca.probe = env_int("DSK_EP_PROBE_COMBINE", 0);
   cuda::ep_combine(comm_of(G, d), ca, d.comm_stream(a.op()));

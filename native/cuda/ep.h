@@ -73,10 +73,11 @@ struct EpCombineArgs {
   const int32_t* token_idx_in_rank = nullptr;  // [T, W]
   const int32_t* plan = nullptr;
   uint16_t* out = nullptr;                   // [T, H] bf16
-  // sm_90: each warp bulk-loads a token's rows (a slice of the hidden dimension at a time) into one of
-  // `stages` shared-memory stages of `stage_bytes` and reduces from there; else register loads.
-  bool tma = false;
-  int stages = 2, stage_bytes = 7040;
+  // sm_90: each warp loads a token's rows (a slice of the hidden dimension at a time) into one of
+  // `stages` shared-memory stages of `stage_bytes` and reduces from there, with 16-byte cp.async per lane
+  // (async16) or one bulk copy per row; else register loads.
+  bool tma = false, async16 = true;
+  int stages = 4, stage_bytes = 3072;
   int64_t M = 0;  // rows of y
   // Benchmark probe only (results wrong): bit 0 reads rows (t * K + k) % M instead of the routed ones
   // (a streaming access pattern), bit 1 skips the stores of partial sums to the peers, bit 2 skips the

@@ -13,6 +13,7 @@
 // The home side waits per token (the lane that loads a peer's partial sum acquires that peer's tail,
 // then fences so the bulk load sees the slot), so it starts before a whole window has arrived.
 #include "../../ptx/bulk_copy.h"
+#include "../../ptx/cp_async.h"
 #include "../../ptx/mbar_tx.h"
 #include "ep_common.cuh"
 
@@ -48,6 +49,7 @@ struct Pipe {
   int S, SB;
   uint32_t issued, done;  // pieces issued / reduced by this warp since the kernel started
   bool nostore;           // probe: reduce without storing
+  bool async16;           // loads by 16-byte cp.async of every lane (the stage's mbarrier expects 32 arrivals)
 };
 
 __device__ __forceinline__ void set_pieces(Tok& t, int64_t RB, int SB) {
@@ -70,10 +72,20 @@ __device__ __forceinline__ void issue(Pipe& pp, const Tok& t, int p, int64_t RB,
     m.nrows = t.nrows;
     m.nloc = t.nloc;
     m.bytes = bytes;
-    ptx::mbar_arrive_expect_tx(mbar, static_cast<uint32_t>(t.nrows * bytes));
+    if (!pp.async16) ptx::mbar_arrive_expect_tx(mbar, static_cast<uint32_t>(t.nrows * bytes));
   }
   __syncwarp();
-  if (lane < t.nrows) ptx::bulk_load_1d(pp.buf_s + s * pp.SB + lane * bytes, t.src + off, static_cast<uint32_t>(bytes), mbar);
+  const uint32_t st = pp.buf_s + s * pp.SB;
+  if (pp.async16) {
+    // Every lane copies its 16-byte vectors of every row, then arrives once its copies have landed.
+    for (int j = 0; j < t.nrows; j++) {
+      const char* src = reinterpret_cast<const char*>(__shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(t.src), j)) + off;
+      for (int v = lane; v < bytes / 16; v += 32) ptx::cp_async_16(st + j * bytes + v * 16, src + v * 16);
+    }
+    ptx::cp_async_mbarrier_arrive_noinc(mbar);
+  } else if (lane < t.nrows) {
+    ptx::bulk_load_1d(st + lane * bytes, t.src + off, static_cast<uint32_t>(bytes), mbar);
+  }
   pp.issued++;
 }
 
@@ -300,8 +312,9 @@ __global__ void __launch_bounds__(kThreads, 1) ep_combine_bulk_kernel(EpComm com
   pp.meta = reinterpret_cast<StageMeta*>(mbars + kWarps * pp.S * 8) + warp * pp.S;
   pp.issued = pp.done = 0;
   pp.nostore = (a.probe & 2) && blockIdx.x % 2 == 0;
+  pp.async16 = a.async16;
   if (lane == 0) {
-    for (int s = 0; s < pp.S; s++) ptx::mbar_init(pp.mbar_s + 8 * s, 1);
+    for (int s = 0; s < pp.S; s++) ptx::mbar_init(pp.mbar_s + 8 * s, pp.async16 ? 32 : 1);
     ptx::mbar_init_fence();
   }
   if (threadIdx.x < kEpMaxWorld) s_flag[threadIdx.x] = 0;
