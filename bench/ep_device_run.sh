@@ -6,7 +6,7 @@
 #   bash bench/ep_device_run.sh LOGDIR [DEEPEP_ANCHORS_DIR]
 #
 # Environment: EP_ALSO_NO_TMA=1 runs the tests again with register copies (DSK_EP_TMA=0) (=onfail: only
-# when the first run failed),
+# when the first run failed; EP_FALLBACK_ENV replaces DSK_EP_TMA=0 there),
 # EP_NO_TMA_BENCH=1 the benchmark too; EP_BENCH_ARGS is passed to bench:ep (e.g. --probe).
 #
 # DEEPEP_ANCHORS_DIR holds deepep-2025-09.tar.xz (../shared/anchors); DeepEP builds in the background
@@ -51,11 +51,12 @@ test_rc=$?
 stamp "tests exit $test_rc"
 
 if [ "${EP_ALSO_NO_TMA:-0}" = 1 ] || { [ "${EP_ALSO_NO_TMA:-0}" = onfail ] && [ "$test_rc" != 0 ]; }; then
-  stamp "tests with DSK_EP_TMA=0 (register copies)"
-  echo "=== DSK_EP_TMA=0" >> "$log/test.log"
-  DSK_EP_TMA=0 DSK_REQUIRE_CUDA=1 timeout ${EP_TEST_TIMEOUT_S:-240} node node_modules/vitest/vitest.mjs run \
+  fallback=${EP_FALLBACK_ENV:-DSK_EP_TMA=0}
+  stamp "tests with $fallback"
+  echo "=== $fallback" >> "$log/test.log"
+  env $fallback DSK_REQUIRE_CUDA=1 timeout ${EP_TEST_TIMEOUT_S:-240} node node_modules/vitest/vitest.mjs run \
     test/ep_exchange_cuda.test.ts test/ep_multi_gpu.test.ts >> "$log/test.log" 2>&1
-  stamp "tests (DSK_EP_TMA=0) exit $?"
+  stamp "tests ($fallback) exit $?"
 fi
 
 stamp "bench:ep"

@@ -8,6 +8,7 @@
 //   bulk_commit()                          cp.async.bulk.commit_group   (closes a group of stores)
 //   bulk_wait_read0()                      cp.async.bulk.wait_group.read 0  (the stores have read the
 //                                          shared memory: the buffer can be refilled)
+//   bulk_wait_read1()                      cp.async.bulk.wait_group.read 1  (all but the newest group have)
 //   bulk_wait0()                           cp.async.bulk.wait_group 0   (the stores are complete)
 //   fence_proxy_async_global()             fence.proxy.async.global     (global data this thread acquired
 //                                          through the generic proxy, e.g. a ring slot after an acquire of
@@ -40,6 +41,11 @@ __device__ __forceinline__ void bulk_commit() {
 __device__ __forceinline__ void bulk_wait_read0() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void bulk_wait_read1() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
 #endif
 }
 __device__ __forceinline__ void bulk_wait0() {

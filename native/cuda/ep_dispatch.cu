@@ -25,28 +25,43 @@ constexpr int kUnroll = 14;  // 16-byte loads in flight per lane: 224 B, 112 KB 
 
 constexpr int kTmaBuf = 7168;  // bytes of each warp's staging buffer for bulk copies (sm_90)
 
-// A warp's bulk-copy state: its shared-memory buffer, its mbarrier and the mbarrier's phase.
+// A warp's bulk-copy pipeline: `stages` (1 or 2) buffers of kTmaBuf bytes with one mbarrier each, and
+// how many loads it has issued and consumed (load k uses buffer k % stages, phase (k / stages) & 1).
 struct WarpTma {
-  uint32_t buf = 0, mbar = 0, phase = 0;
+  uint32_t buf = 0, mbar = 0;
+  int stages = 1;
+  uint32_t loads = 0, used = 0;
 };
 
-// `bytes` at src (global) to every row of dst (dst + row * stride + off), through the warp's buffer:
-// lane 0 loads with the copy engine, waits for the bytes, and issues one bulk store per row. The next
-// load into the buffer first waits until these stores have read it.
-__device__ __forceinline__ void tma_rows(WarpTma& w, const void* src, uint32_t bytes, char* dst, int64_t stride, int64_t off,
-                                         const EpLaneRows& r, int lane) {
+// Lane 0 issues the load of `bytes` at src into the next buffer. Every earlier store has read it first:
+// at the start of a run all of them (tma_start), later all but the newest group (tma_next, with 2
+// buffers the newest stores read the other one).
+__device__ __forceinline__ void tma_load(WarpTma& w, const void* src, uint32_t bytes, bool all_read, int lane) {
   if (lane == 0) {
-    ptx::bulk_wait_read0();
-    ptx::mbar_arrive_expect_tx(w.mbar, bytes);
-    ptx::bulk_load_1d(w.buf, src, bytes, w.mbar);
-    ptx::mbar_wait(w.mbar, w.phase);
+    if (all_read || w.stages == 1) ptx::bulk_wait_read0();
+    else ptx::bulk_wait_read1();
+    const uint32_t b = w.loads % w.stages;
+    ptx::mbar_arrive_expect_tx(w.mbar + 8 * b, bytes);
+    ptx::bulk_load_1d(w.buf + b * kTmaBuf, src, bytes, w.mbar + 8 * b);
   }
-  w.phase ^= 1;
+  w.loads++;
+}
+__device__ __forceinline__ void tma_start(WarpTma& w, const void* src, uint32_t bytes, int lane) { tma_load(w, src, bytes, true, lane); }
+
+// The oldest loaded piece (`bytes`) to every row of dst (dst + row * stride + off): lane 0 waits for
+// its load and issues one bulk store per row; then the next piece's load (next != nullptr) is issued,
+// so it travels while these stores read the buffer.
+__device__ __forceinline__ void tma_next(WarpTma& w, uint32_t bytes, char* dst, int64_t stride, int64_t off, const EpLaneRows& r,
+                                         const void* next, uint32_t next_bytes, int lane) {
+  const uint32_t b = w.used % w.stages;
+  if (lane == 0) ptx::mbar_wait(w.mbar + 8 * b, (w.used / w.stages) & 1);
+  w.used++;
   for (uint32_t m = r.mask; m; m &= m - 1) {
     const int row = __shfl_sync(0xffffffffu, r.row, __ffs(m) - 1);
-    if (lane == 0) ptx::bulk_store_1d(dst + int64_t(row) * stride + off, w.buf, bytes);
+    if (lane == 0) ptx::bulk_store_1d(dst + int64_t(row) * stride + off, w.buf + b * kTmaBuf, bytes);
   }
   if (lane == 0) ptx::bulk_commit();
+  if (next) tma_load(w, next, next_bytes, false, lane);
   __syncwarp();
 }
 
@@ -85,6 +100,18 @@ __device__ void dispatch_self(const EpComm& comm, const EpDispatchArgs& a, const
   const int32_t* row_base = a.plan + L.row_base;
   const int64_t pb = z.slot.payload_bytes;
   const int Pt = kTma ? static_cast<int>((pb + kTmaBuf - 1) / kTmaBuf) : 1;  // pieces of a token
+  const bool copy = !(a.probe_skip & 1);
+  // Piece u of the own tokens: its source and size (bulk copies).
+  auto piece = [&](int32_t u, uint32_t& bytes) {
+    const int64_t t = a.send_list[int64_t(me) * a.T + js + u / Pt], off = int64_t(u % Pt) * kTmaBuf;
+    bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
+    return static_cast<const char*>(a.x) + t * pb + off;
+  };
+  if (kTma && copy && wig < N * Pt) {
+    uint32_t b0;
+    const char* s0 = piece(wig, b0);
+    tma_start(tw, s0, b0, lane);
+  }
   for (int32_t u = wig; u < N * Pt; u += G) {
     const int32_t i = u / Pt;
     const int p = u % Pt;
@@ -99,11 +126,12 @@ __device__ void dispatch_self(const EpComm& comm, const EpDispatchArgs& a, const
     }
     const EpLaneRows r = ep_lane_rows(row, a.K, lane);
     const char* src = static_cast<const char*>(a.x) + t * pb;
-    if (a.probe_skip & 1) continue;
+    if (!copy) continue;
     if (kTma) {
-      const int64_t off = int64_t(p) * kTmaBuf;
-      const uint32_t bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
-      tma_rows(tw, src + off, bytes, static_cast<char*>(a.recv_x), pb, off, r, lane);
+      uint32_t bytes, nb = 0;
+      piece(u, bytes);
+      const char* next = u + G < N * Pt ? piece(u + G, nb) : nullptr;
+      tma_next(tw, bytes, static_cast<char*>(a.recv_x), pb, int64_t(p) * kTmaBuf, r, next, nb, lane);
     } else {
       ep_copy_rows<kUnroll, false>(reinterpret_cast<const int4*>(src), static_cast<int4*>(a.recv_x), z.vecs, r, 0, z.vecs, lane);
     }
@@ -180,6 +208,18 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
     const int n = *s_avail;
     const int64_t pb = z.slot.payload_bytes;
     const int P = kTma ? static_cast<int>((pb + kTmaBuf - 1) / kTmaBuf) : ep_pieces(n, G, z.vecs);
+    const bool copy = !(a.probe_skip & 4);
+    // Piece u of this batch: its slot and size (bulk copies).
+    auto piece = [&](int u, uint32_t& bytes) {
+      const int64_t off = int64_t(u % P) * kTmaBuf;
+      bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
+      return comm.peers[me] + ep_ring_slot(comm.g, s, c, int64_t((head + u / P) % Q)) + off;
+    };
+    if (kTma && copy && wig < n * P) {
+      uint32_t b0;
+      const char* s0 = piece(wig, b0);
+      tma_start(tw, s0, b0, lane);
+    }
     for (int u = wig; u < n * P; u += G) {
       const int i = u / P, p = u % P;
       const char* slot = comm.peers[me] + ep_ring_slot(comm.g, s, c, int64_t((head + i) % Q));
@@ -191,11 +231,11 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
         w = ptx::ld_na_f32(reinterpret_cast<const float*>(slot + z.slot.meta_off) + a.K + lane);
       }
       const EpLaneRows r = ep_lane_rows(row, a.K, lane);
-      const bool copy = !(a.probe_skip & 4);
       if (copy && kTma) {
-        const int64_t off = int64_t(p) * kTmaBuf;
-        const uint32_t bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
-        tma_rows(tw, slot + off, bytes, static_cast<char*>(a.recv_x), pb, off, r, lane);
+        uint32_t bytes, nb = 0;
+        piece(u, bytes);
+        const char* next = u + G < n * P ? piece(u + G, nb) : nullptr;
+        tma_next(tw, bytes, static_cast<char*>(a.recv_x), pb, int64_t(p) * kTmaBuf, r, next, nb, lane);
       } else if (copy) {
         const int64_t v0 = z.vecs * p / P, v1 = z.vecs * (p + 1) / P;
         ep_copy_rows<kUnroll, true>(reinterpret_cast<const int4*>(slot), static_cast<int4*>(a.recv_x), z.vecs, r, v0, v1, lane);
@@ -226,10 +266,11 @@ __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, E
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, c = blockIdx.x / 2;
   WarpTma tw;
   if (kTma) {
-    tw.buf = static_cast<uint32_t>(__cvta_generic_to_shared(dsm + warp * kTmaBuf));
-    tw.mbar = static_cast<uint32_t>(__cvta_generic_to_shared(dsm + kWarps * kTmaBuf + warp * 8));
+    tw.stages = a.tma_stages;
+    tw.buf = static_cast<uint32_t>(__cvta_generic_to_shared(dsm + warp * tw.stages * kTmaBuf));
+    tw.mbar = static_cast<uint32_t>(__cvta_generic_to_shared(dsm + kWarps * tw.stages * kTmaBuf + warp * tw.stages * 8));
     if (lane == 0) {
-      ptx::mbar_init(tw.mbar, 1);
+      for (int b = 0; b < tw.stages; b++) ptx::mbar_init(tw.mbar + 8 * b, 1);
       ptx::mbar_init_fence();
     }
     __syncwarp();
@@ -298,12 +339,13 @@ __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, E
 
 void ep_dispatch(const EpComm& comm, const EpDispatchArgs& a, Stream s) {
   if (a.tma) {
-    const int smem = kWarps * kTmaBuf + kWarps * 8;
-    static bool configured = [&] {
-      return cudaFuncSetAttribute(ep_dispatch_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess;
-    }();
-    (void)configured;
-    ep_dispatch_kernel<true><<<2 * a.C, kThreads, smem, to_cuda(s)>>>(comm, a);
+    EpDispatchArgs b = a;
+    b.tma_stages = a.tma_stages >= 2 ? 2 : 1;
+    const int smem = kWarps * b.tma_stages * (kTmaBuf + 8);
+    static int configured = 0;  // the dynamic shared memory the kernel was last allowed
+    if (smem > configured && cudaFuncSetAttribute(ep_dispatch_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess)
+      configured = smem;
+    ep_dispatch_kernel<true><<<2 * a.C, kThreads, smem, to_cuda(s)>>>(comm, b);
   } else {
     ep_dispatch_kernel<false><<<2 * a.C, kThreads, 0, to_cuda(s)>>>(comm, a);
   }
