@@ -12,6 +12,10 @@
 //
 // The home side waits per token (the lane that loads a peer's partial sum acquires that peer's tail,
 // then fences so the bulk load sees the slot), so it starts before a whole window has arrived.
+//
+// Measured on 2x H200 (bench/NOTES.md, v5): slower than the register kernel of ep_combine.cu (1.2x with
+// bulk copies, 1.5x with cp.async at their best stage sizes), the time growing with the number of pieces
+// whatever the depth. Opt-in (DSK_EP_COMBINE_PIPE=1 cp.async, =2 bulk); the register kernel is the default.
 #include "../../ptx/bulk_copy.h"
 #include "../../ptx/cp_async.h"
 #include "../../ptx/mbar_tx.h"

@@ -11,6 +11,9 @@
 //             copy every available token to each of its rows (the contiguous per-expert layout), then
 //             the leader publishes how far it has read (head) back in s's buffer.
 // Tokens of a chunk are split into pieces so that every warp of a group has work even for small chunks.
+// On sm_90 the rows are copied by the bulk-copy engine through two staging buffers per warp (a piece's
+// load travels while the previous piece's stores read the other buffer); the expansion into the
+// per-expert layout is bounded by the SM's store rate, not by these latencies (bench/NOTES.md, v5).
 // Every wait is bounded (EpComm::timeout_ns) and watches the abort word, so a dead peer yields an error.
 #include "../../ptx/bulk_copy.h"
 #include "../../ptx/mbar_tx.h"
