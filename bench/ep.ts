@@ -1,6 +1,6 @@
 // npm run bench:ep — expert-parallel dispatch/combine in DeepEP's setting, on every GPU of the machine.
 //
-//   node dist/bench/ep.js [--gpus N] [--sms 24,20] [--tokens 4096] [--hidden 7168] [--out FILE]
+//   node dist/bench/ep.js [--gpus N] [--sms 24,20] [--tokens 4096] [--hidden 7168] [--out FILE] [--probe]
 //   node dist/bench/ep.js --compare bench/results/ep.json deepep_intranode.log
 //
 // Without DSK_RANK in the environment it starts itself under `dsk launch` (one process per GPU).
@@ -29,10 +29,37 @@ interface Args {
   iters: number;
   out: string;
   compare?: [string, string];
+  /** Also time the probe variants (PROBES) at the first SM count. */
+  probe: boolean;
+}
+
+// Variants timed with --probe, each under its environment (read by the addon at every call): payload
+// copies of dispatch left out one part at a time (results wrong; handshakes and metadata still run), so
+// the differences place the time; combine's shared-memory pipeline at other depths; the register kernels.
+const PROBES: { name: string; env: Record<string, string>; ops: ('dispatch' | 'combine')[] }[] = [
+  { name: 'dispatch without own-row copies', env: { DSK_EP_PROBE_SKIP: '1' }, ops: ['dispatch'] },
+  { name: 'dispatch without peer push payload', env: { DSK_EP_PROBE_SKIP: '2' }, ops: ['dispatch'] },
+  { name: 'dispatch without receiver copies', env: { DSK_EP_PROBE_SKIP: '4' }, ops: ['dispatch'] },
+  { name: 'dispatch without own + receiver copies', env: { DSK_EP_PROBE_SKIP: '5' }, ops: ['dispatch'] },
+  { name: 'dispatch handshakes only', env: { DSK_EP_PROBE_SKIP: '7' }, ops: ['dispatch'] },
+  { name: 'dispatch 1 staging buffer per warp (v4)', env: { DSK_EP_DISPATCH_STAGES: '1' }, ops: ['dispatch'] },
+  { name: 'dispatch own rows on 8 recv warps', env: { DSK_EP_SELF_WARPS_ON_RECV: '8' }, ops: ['dispatch'] },
+  { name: 'dispatch register copies (DSK_EP_TMA=0)', env: { DSK_EP_TMA: '0' }, ops: ['dispatch'] },
+  { name: 'combine smem pipeline, bulk 2 x 7040 B', env: { DSK_EP_COMBINE_PIPE: '2' }, ops: ['combine'] },
+  { name: 'combine smem pipeline, cp.async 2 x 6144 B', env: { DSK_EP_COMBINE_PIPE: '1' }, ops: ['combine'] },
+  { name: 'combine bulk, streaming rows', env: { DSK_EP_COMBINE_PIPE: '2', DSK_EP_PROBE_COMBINE: '1' }, ops: ['combine'] },
+  { name: 'combine register, streaming rows', env: { DSK_EP_PROBE_COMBINE: '1' }, ops: ['combine'] },
+];
+
+interface ProbeResult {
+  name: string;
+  fp8Us?: number;
+  bf16Us?: number;
+  combineUs?: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { sms: [24, 20], tokens: 4096, hidden: 7168, experts: 256, topk: 8, iters: 20, out: join(__dirname, '..', '..', 'bench', 'results', 'ep.json') };
+  const a: Args = { probe: false, sms: [24, 20], tokens: 4096, hidden: 7168, experts: 256, topk: 8, iters: 20, out: join(__dirname, '..', '..', 'bench', 'results', 'ep.json') };
   for (let i = 0; i < argv.length; i++) {
     const v = () => argv[++i];
     switch (argv[i]) {
@@ -44,6 +71,7 @@ function parseArgs(argv: string[]): Args {
       case '--iters': a.iters = Number(v()); break;
       case '--out': a.out = v(); break;
       case '--compare': a.compare = [v(), v()]; break;
+      case '--probe': a.probe = true; break;
       default: throw new Error(`bench:ep: unknown argument ${argv[i]}`);
     }
   }
@@ -67,6 +95,7 @@ interface SmResult {
   /** Full dispatch (layout + count exchange + host sync + kernels), host wall time per call. */
   fullDispatchFp8Us: number;
   tune: { fp8: Record<number, number>; bf16: Record<number, number>; combine: Record<number, number> };
+  probes?: ProbeResult[];
 }
 
 interface RankResult {
@@ -152,6 +181,25 @@ async function rankMain(a: Args): Promise<void> {
       d.handle.dispose();
     }
     const fullUs = await slowest(median(walls.slice(1)));
+    let probes: ProbeResult[] | undefined;
+    if (a.probe && sms === a.sms[0]) {
+      probes = [];
+      for (const v of PROBES) {
+        progress(`${sms} SMs: probe ${v.name}`);
+        for (const [k, val] of Object.entries(v.env)) process.env[k] = val;
+        const r: ProbeResult = { name: v.name };
+        try {
+          if (v.ops.includes('dispatch')) {
+            r.fp8Us = (await timeBatch(() => dsk.ep.dispatch(xq, h), 10, dispose)) * 1e3;
+            r.bf16Us = (await timeBatch(() => dsk.ep.dispatch(xb, h), 10, dispose)) * 1e3;
+          }
+          if (v.ops.includes('combine')) r.combineUs = (await timeBatch(() => dsk.ep.combine(y, h), 10, dispose)) * 1e3;
+        } finally {
+          for (const k of Object.keys(v.env)) delete process.env[k];
+        }
+        probes.push(r);
+      }
+    }
     const fig = (us: number, perToken: number, chunk: number): OpFigure => ({
       us,
       gbpsDeepep: (recvTokens * perToken) / (us * 1e3),
@@ -165,6 +213,7 @@ async function rankMain(a: Args): Promise<void> {
       combine: fig(combUs, 2 * H, tb.combine),
       fullDispatchFp8Us: fullUs,
       tune: { fp8: tf.dispatchTimes, bf16: tb.dispatchTimes, combine: tb.combineTimes },
+      probes,
     });
     y.dispose();
     dsk.ep.disposeResult(base);
@@ -270,6 +319,11 @@ function printTable(setting: Record<string, unknown>, ranks: RankResult[]): void
     row('dispatch bf16', s.dispatchBf16);
     row('combine bf16', s.combine);
     console.log(`     full fp8 dispatch (layout, count exchange, host sync, kernels): ${s.fullDispatchFp8Us.toFixed(0)} us wall`);
+    console.log(`     chunk tuning (us): fp8 ${fmtTune(s.tune.fp8)}; bf16 ${fmtTune(s.tune.bf16)}; combine ${fmtTune(s.tune.combine)}`);
+    for (const p of s.probes ?? []) {
+      const f = (v?: number) => (v === undefined ? '' : v.toFixed(1));
+      console.log(`     probe ${p.name.padEnd(36)} fp8 ${f(p.fp8Us).padStart(7)}  bf16 ${f(p.bf16Us).padStart(7)}  combine ${f(p.combineUs).padStart(7)}`);
+    }
   }
   if (r0.overlap) {
     const o = r0.overlap;
@@ -277,6 +331,8 @@ function printTable(setting: Record<string, unknown>, ranks: RankResult[]): void
       `one after the other ${o.sequentialUs.toFixed(0)} us, overlapped ${o.overlappedUs.toFixed(0)} us`);
   }
 }
+
+const fmtTune = (t: Record<number, number>) => Object.entries(t).map(([k, v]) => `${k}:${(v * 1e3).toFixed(0)}`).join(' ');
 
 /** DeepEP's best tuned figures from its intranode test log. */
 export function parseDeepep(log: string): { fp8?: number; bf16?: number; combine?: number; sms?: number } {

@@ -8,7 +8,11 @@
 //   bulk_commit()                          cp.async.bulk.commit_group   (closes a group of stores)
 //   bulk_wait_read0()                      cp.async.bulk.wait_group.read 0  (the stores have read the
 //                                          shared memory: the buffer can be refilled)
+//   bulk_wait_read1()                      cp.async.bulk.wait_group.read 1  (all but the newest group have)
 //   bulk_wait0()                           cp.async.bulk.wait_group 0   (the stores are complete)
+//   fence_proxy_async_global()             fence.proxy.async.global     (global data this thread acquired
+//                                          through the generic proxy, e.g. a ring slot after an acquire of
+//                                          its tail, is then seen by the bulk loads it issues)
 // bytes: a multiple of 16; addresses 16-byte aligned. smem arguments are shared-window addresses
 // (__cvta_generic_to_shared).
 #pragma once
@@ -39,9 +43,20 @@ __device__ __forceinline__ void bulk_wait_read0() {
   asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
 #endif
 }
+__device__ __forceinline__ void bulk_wait_read1() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
+#endif
+}
 __device__ __forceinline__ void bulk_wait0() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void fence_proxy_async_global() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.global;" ::: "memory");
 #endif
 }
 

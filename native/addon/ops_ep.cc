@@ -101,6 +101,12 @@ bool ep_tma_enabled() {
   return !(v && v[0] == '0');
 }
 
+// An integer knob from the environment (benchmark experiments), else `fallback`.
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
 // Timing events for the benchmark, by id.
 struct Timer {
   int device;
@@ -526,6 +532,9 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   da.M = M;
   da.fp8 = fp8;
   da.tma = d.info().cc_major >= 9 && ep_tma_enabled();
+  da.probe_skip = env_int("DSK_EP_PROBE_SKIP", 0);
+  da.self_warps_on_recv = env_int("DSK_EP_SELF_WARPS_ON_RECV", da.self_warps_on_recv);
+  da.tma_stages = env_int("DSK_EP_DISPATCH_STAGES", da.tma_stages);
   da.x = x.data();
   da.x_scale = xs ? xs->ptr<float>() : nullptr;
   da.weights = w.ptr<float>();
@@ -614,6 +623,15 @@ static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
   ca.token_idx_in_rank = tir.ptr<int32_t>();
   ca.plan = plan.ptr<int32_t>();
   ca.out = out.ptr<uint16_t>();
+  // Register loads by default (measured fastest, bench/NOTES.md v5); DSK_EP_COMBINE_PIPE=1: shared-memory
+  // pipeline fed by 16-byte cp.async, =2: fed by bulk copies (sm_90).
+  const int pipe = env_int("DSK_EP_COMBINE_PIPE", 0);
+  ca.tma = pipe != 0 && d.info().cc_major >= 9 && ep_tma_enabled();
+  ca.async16 = pipe == 1;
+  ca.stages = env_int("DSK_EP_COMBINE_STAGES", 2);
+  ca.stage_bytes = env_int("DSK_EP_COMBINE_STAGE_BYTES", pipe == 1 ? 6144 : 7040);
+  ca.M = M;
+  ca.probe = env_int("DSK_EP_PROBE_COMBINE", 0);
   cuda::ep_combine(comm_of(G, d), ca, d.comm_stream(a.op()));
   d.check_launch(a.op());
   if (join) d.compute_after_comm(a.op());

@@ -39,6 +39,7 @@ struct EpDispatchArgs {
   int64_t T = 0, H = 0, M = 0;  // M: rows of recv_x (rows outside it are dropped, never written)
   bool fp8 = false;
   bool tma = false;                 // copy rows with the bulk-copy engine (sm_90 and later)
+  int tma_stages = 2;               // staging buffers per warp: 2 lets a piece's load overlap the last one's stores
   const void* x = nullptr;          // [T, H] bf16 or fp8
   const float* x_scale = nullptr;   // [T, H/128] (fp8)
   const float* weights = nullptr;   // [T, K]
@@ -51,6 +52,12 @@ struct EpDispatchArgs {
   float* recv_weights = nullptr;    // [M]
   int32_t* recv_token_rows = nullptr;  // [R, K]
   int32_t* m_indices = nullptr;        // [M], filled by the kernel when given
+  // Benchmark probe only (results wrong): bit 0 skips the own rows' payload, bit 1 the peer push's
+  // payload, bit 2 the receiver's payload copies; the handshakes and metadata still run.
+  int probe_skip = 0;
+  // > 0: the own rows are written by this many warps of the receiver block instead of the sender's
+  // (which then only pushes to the peers). 0: the sender block writes them.
+  int self_warps_on_recv = 0;
 };
 // Warp-specialized dispatch on 2*C blocks: block 2c sends channel c (one warp group per destination;
 // to itself it writes rows directly), block 2c+1 receives it (one warp group per source).
@@ -67,6 +74,16 @@ struct EpCombineArgs {
   const int32_t* token_idx_in_rank = nullptr;  // [T, W]
   const int32_t* plan = nullptr;
   uint16_t* out = nullptr;                   // [T, H] bf16
+  // tma (sm_90): each warp loads a token's rows (a slice of the hidden dimension at a time) into one of
+  // `stages` shared-memory stages of `stage_bytes` and reduces from there, with 16-byte cp.async per lane
+  // (async16) or one bulk copy per row (ep_combine_bulk.cu); else register loads (ep_combine.cu).
+  bool tma = false, async16 = false;
+  int stages = 2, stage_bytes = 7040;
+  int64_t M = 0;  // rows of y
+  // Benchmark probe only (results wrong): bit 0 reads rows (t * K + k) % M instead of the routed ones
+  // (a streaming access pattern), bit 1 skips the stores of partial sums to the peers, bit 2 skips the
+  // home rank's own rows (bulk kernel).
+  int probe = 0;
 };
 // Block 2c sends, for every token it received in channel c, the f32 sum of its rows weighted by their
 // routing weights (as bf16) back to the token's rank; block 2c+1 adds, for each of its own tokens of

@@ -18,22 +18,6 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kBatch = 4;  // rows (or peers) whose loads are issued together per lane
 constexpr int kVec = 2;    // 16-byte vectors per lane and row: kBatch * kVec loads in flight
 
-// 8 bf16 values (one 16-byte vector) as f32.
-__device__ __forceinline__ void bf16x8_to_f32(const int4& v, float* f) {
-  const uint32_t w[4] = {static_cast<uint32_t>(v.x), static_cast<uint32_t>(v.y), static_cast<uint32_t>(v.z), static_cast<uint32_t>(v.w)};
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-    f[2 * i] = bits_f32(w[i] << 16);
-    f[2 * i + 1] = bits_f32(w[i] & 0xffff0000u);
-  }
-}
-__device__ __forceinline__ int4 f32_to_bf16x8(const float* f) {
-  uint32_t w[4];
-#pragma unroll
-  for (int i = 0; i < 4; i++) w[i] = uint32_t(f32_to_bf16(f[2 * i])) | (uint32_t(f32_to_bf16(f[2 * i + 1])) << 16);
-  return make_int4(static_cast<int>(w[0]), static_cast<int>(w[1]), static_cast<int>(w[2]), static_cast<int>(w[3]));
-}
-
 // acc[u][0..8) = sum over the rows (k order) of w * y[row][v + 32u], f32 multiply then add, for the
 // lane's kVec vectors. Lane k holds row k and its weight; kBatch rows' loads are issued before use.
 __device__ __forceinline__ void weighted_rows(const int4* y, int64_t stride_v, const EpLaneRows& r, float w_mine, int64_t v,
@@ -101,7 +85,8 @@ __device__ void combine_send(const EpComm& comm, const EpCombineArgs& a, int c, 
     for (int u = wig; u < n * P; u += G) {
       const int i = u / P, p = u % P;
       const int64_t jg = jg0 + start + i;
-      const int row = lane < a.K ? a.recv_token_rows[jg * a.K + lane] : -1;
+      int row = lane < a.K ? a.recv_token_rows[jg * a.K + lane] : -1;
+      if ((a.probe & 1) && row >= 0) row = static_cast<int>((jg * a.K + lane) % a.M);
       const float w = row >= 0 ? a.recv_weights[row] : 0.f;
       const EpLaneRows r = ep_lane_rows(row, a.K, lane);
       int4* slot = reinterpret_cast<int4*>(comm.peers[s] + ep_ring_slot(comm.g, me, c, int64_t((tail + i) % Q)));
@@ -159,6 +144,7 @@ __device__ void combine_recv(const EpComm& comm, const EpCombineArgs& a, int c, 
       if (lane < a.K) {
         const int32_t e = a.idx[t * a.K + lane], q = a.pos[t * a.K + lane];
         if (e >= 0 && e < a.E && q >= 0 && e / Eloc == me) row = a.plan[L.row_base + e] + q;
+        if ((a.probe & 1) && row >= 0) row = static_cast<int>((t * a.K + lane) % a.M);
       }
       const float w = row >= 0 ? a.recv_weights[row] : 0.f;
       const EpLaneRows r = ep_lane_rows(row, a.K, lane);
@@ -242,6 +228,7 @@ __global__ void __launch_bounds__(kThreads, 1) ep_combine_kernel(EpComm comm, Ep
 }  // namespace
 
 void ep_combine(const EpComm& comm, const EpCombineArgs& a, Stream s) {
+  if (a.tma && ep_combine_bulk(comm, a, s)) return;
   ep_combine_kernel<<<2 * a.C, kThreads, 0, to_cuda(s)>>>(comm, a);
 }
 

@@ -132,4 +132,24 @@ static __device__ __forceinline__ void ep_copy_one(const int4* src, int4* dst, i
   }
 }
 
+// 8 bf16 values (one 16-byte vector) as f32.
+static __device__ __forceinline__ void bf16x8_to_f32(const int4& v, float* f) {
+  const uint32_t w[4] = {static_cast<uint32_t>(v.x), static_cast<uint32_t>(v.y), static_cast<uint32_t>(v.z), static_cast<uint32_t>(v.w)};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = bits_f32(w[i] << 16);
+    f[2 * i + 1] = bits_f32(w[i] & 0xffff0000u);
+  }
+}
+static __device__ __forceinline__ int4 f32_to_bf16x8(const float* f) {
+  uint32_t w[4];
+#pragma unroll
+  for (int i = 0; i < 4; i++) w[i] = uint32_t(f32_to_bf16(f[2 * i])) | (uint32_t(f32_to_bf16(f[2 * i + 1])) << 16);
+  return make_int4(static_cast<int>(w[0]), static_cast<int>(w[1]), static_cast<int>(w[2]), static_cast<int>(w[3]));
+}
+
+// Combine with bulk loads into shared memory (ep_combine_bulk.cu), sm_90. False when the shape or the
+// pointers do not suit it (the caller then runs the register kernel).
+bool ep_combine_bulk(const EpComm& comm, const EpCombineArgs& a, Stream s);
+
 }  // namespace dsk::cuda

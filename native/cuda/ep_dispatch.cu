@@ -11,6 +11,9 @@
 //             copy every available token to each of its rows (the contiguous per-expert layout), then
 //             the leader publishes how far it has read (head) back in s's buffer.
 // Tokens of a chunk are split into pieces so that every warp of a group has work even for small chunks.
+// On sm_90 the rows are copied by the bulk-copy engine through two staging buffers per warp (a piece's
+// load travels while the previous piece's stores read the other buffer); the expansion into the
+// per-expert layout is bounded by the SM's store rate, not by these latencies (bench/NOTES.md, v5).
 // Every wait is bounded (EpComm::timeout_ns) and watches the abort word, so a dead peer yields an error.
 #include "../../ptx/bulk_copy.h"
 #include "../../ptx/mbar_tx.h"
@@ -25,28 +28,43 @@ constexpr int kUnroll = 14;  // 16-byte loads in flight per lane: 224 B, 112 KB 
 
 constexpr int kTmaBuf = 7168;  // bytes of each warp's staging buffer for bulk copies (sm_90)
 
-// A warp's bulk-copy state: its shared-memory buffer, its mbarrier and the mbarrier's phase.
+// A warp's bulk-copy pipeline: `stages` (1 or 2) buffers of kTmaBuf bytes with one mbarrier each, and
+// how many loads it has issued and consumed (load k uses buffer k % stages, phase (k / stages) & 1).
 struct WarpTma {
-  uint32_t buf = 0, mbar = 0, phase = 0;
+  uint32_t buf = 0, mbar = 0;
+  int stages = 1;
+  uint32_t loads = 0, used = 0;
 };
 
-// `bytes` at src (global) to every row of dst (dst + row * stride + off), through the warp's buffer:
-// lane 0 loads with the copy engine, waits for the bytes, and issues one bulk store per row. The next
-// load into the buffer first waits until these stores have read it.
-__device__ __forceinline__ void tma_rows(WarpTma& w, const void* src, uint32_t bytes, char* dst, int64_t stride, int64_t off,
-                                         const EpLaneRows& r, int lane) {
+// Lane 0 issues the load of `bytes` at src into the next buffer. Every earlier store has read it first:
+// at the start of a run all of them (tma_start), later all but the newest group (tma_next, with 2
+// buffers the newest stores read the other one).
+__device__ __forceinline__ void tma_load(WarpTma& w, const void* src, uint32_t bytes, bool all_read, int lane) {
   if (lane == 0) {
-    ptx::bulk_wait_read0();
-    ptx::mbar_arrive_expect_tx(w.mbar, bytes);
-    ptx::bulk_load_1d(w.buf, src, bytes, w.mbar);
-    ptx::mbar_wait(w.mbar, w.phase);
+    if (all_read || w.stages == 1) ptx::bulk_wait_read0();
+    else ptx::bulk_wait_read1();
+    const uint32_t b = w.loads % w.stages;
+    ptx::mbar_arrive_expect_tx(w.mbar + 8 * b, bytes);
+    ptx::bulk_load_1d(w.buf + b * kTmaBuf, src, bytes, w.mbar + 8 * b);
   }
-  w.phase ^= 1;
+  w.loads++;
+}
+__device__ __forceinline__ void tma_start(WarpTma& w, const void* src, uint32_t bytes, int lane) { tma_load(w, src, bytes, true, lane); }
+
+// The oldest loaded piece (`bytes`) to every row of dst (dst + row * stride + off): lane 0 waits for
+// its load and issues one bulk store per row; then the next piece's load (next != nullptr) is issued,
+// so it travels while these stores read the buffer.
+__device__ __forceinline__ void tma_next(WarpTma& w, uint32_t bytes, char* dst, int64_t stride, int64_t off, const EpLaneRows& r,
+                                         const void* next, uint32_t next_bytes, int lane) {
+  const uint32_t b = w.used % w.stages;
+  if (lane == 0) ptx::mbar_wait(w.mbar + 8 * b, (w.used / w.stages) & 1);
+  w.used++;
   for (uint32_t m = r.mask; m; m &= m - 1) {
     const int row = __shfl_sync(0xffffffffu, r.row, __ffs(m) - 1);
-    if (lane == 0) ptx::bulk_store_1d(dst + int64_t(row) * stride + off, w.buf, bytes);
+    if (lane == 0) ptx::bulk_store_1d(dst + int64_t(row) * stride + off, w.buf + b * kTmaBuf, bytes);
   }
   if (lane == 0) ptx::bulk_commit();
+  if (next) tma_load(w, next, next_bytes, false, lane);
   __syncwarp();
 }
 
@@ -85,6 +103,18 @@ __device__ void dispatch_self(const EpComm& comm, const EpDispatchArgs& a, const
   const int32_t* row_base = a.plan + L.row_base;
   const int64_t pb = z.slot.payload_bytes;
   const int Pt = kTma ? static_cast<int>((pb + kTmaBuf - 1) / kTmaBuf) : 1;  // pieces of a token
+  const bool copy = !(a.probe_skip & 1);
+  // Piece u of the own tokens: its source and size (bulk copies).
+  auto piece = [&](int32_t u, uint32_t& bytes) {
+    const int64_t t = a.send_list[int64_t(me) * a.T + js + u / Pt], off = int64_t(u % Pt) * kTmaBuf;
+    bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
+    return static_cast<const char*>(a.x) + t * pb + off;
+  };
+  if (kTma && copy && wig < N * Pt) {
+    uint32_t b0;
+    const char* s0 = piece(wig, b0);
+    tma_start(tw, s0, b0, lane);
+  }
   for (int32_t u = wig; u < N * Pt; u += G) {
     const int32_t i = u / Pt;
     const int p = u % Pt;
@@ -99,10 +129,12 @@ __device__ void dispatch_self(const EpComm& comm, const EpDispatchArgs& a, const
     }
     const EpLaneRows r = ep_lane_rows(row, a.K, lane);
     const char* src = static_cast<const char*>(a.x) + t * pb;
+    if (!copy) continue;
     if (kTma) {
-      const int64_t off = int64_t(p) * kTmaBuf;
-      const uint32_t bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
-      tma_rows(tw, src + off, bytes, static_cast<char*>(a.recv_x), pb, off, r, lane);
+      uint32_t bytes, nb = 0;
+      piece(u, bytes);
+      const char* next = u + G < N * Pt ? piece(u + G, nb) : nullptr;
+      tma_next(tw, bytes, static_cast<char*>(a.recv_x), pb, int64_t(p) * kTmaBuf, r, next, nb, lane);
     } else {
       ep_copy_rows<kUnroll, false>(reinterpret_cast<const int4*>(src), static_cast<int4*>(a.recv_x), z.vecs, r, 0, z.vecs, lane);
     }
@@ -136,7 +168,8 @@ __device__ void dispatch_send(const EpComm& comm, const EpDispatchArgs& a, const
       const int64_t t = a.send_list[int64_t(d) * a.T + js + start + i];
       char* slot = comm.peers[d] + ep_ring_slot(comm.g, me, c, int64_t((tail + i) % Q));
       const int64_t v0 = z.vecs * p / P, v1 = z.vecs * (p + 1) / P;
-      ep_copy_one<kUnroll>(reinterpret_cast<const int4*>(static_cast<const char*>(a.x) + t * z.slot.payload_bytes),
+      if (!(a.probe_skip & 2))
+        ep_copy_one<kUnroll>(reinterpret_cast<const int4*>(static_cast<const char*>(a.x) + t * z.slot.payload_bytes),
                            reinterpret_cast<int4*>(slot), v0, v1, lane);
       if (p == 0) {
         if (lane < a.K) {
@@ -178,6 +211,18 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
     const int n = *s_avail;
     const int64_t pb = z.slot.payload_bytes;
     const int P = kTma ? static_cast<int>((pb + kTmaBuf - 1) / kTmaBuf) : ep_pieces(n, G, z.vecs);
+    const bool copy = !(a.probe_skip & 4);
+    // Piece u of this batch: its slot and size (bulk copies).
+    auto piece = [&](int u, uint32_t& bytes) {
+      const int64_t off = int64_t(u % P) * kTmaBuf;
+      bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
+      return comm.peers[me] + ep_ring_slot(comm.g, s, c, int64_t((head + u / P) % Q)) + off;
+    };
+    if (kTma && copy && wig < n * P) {
+      uint32_t b0;
+      const char* s0 = piece(wig, b0);
+      tma_start(tw, s0, b0, lane);
+    }
     for (int u = wig; u < n * P; u += G) {
       const int i = u / P, p = u % P;
       const char* slot = comm.peers[me] + ep_ring_slot(comm.g, s, c, int64_t((head + i) % Q));
@@ -189,11 +234,12 @@ __device__ void dispatch_recv(const EpComm& comm, const EpDispatchArgs& a, const
         w = ptx::ld_na_f32(reinterpret_cast<const float*>(slot + z.slot.meta_off) + a.K + lane);
       }
       const EpLaneRows r = ep_lane_rows(row, a.K, lane);
-      if (kTma) {
-        const int64_t off = int64_t(p) * kTmaBuf;
-        const uint32_t bytes = static_cast<uint32_t>(pb - off < kTmaBuf ? pb - off : kTmaBuf);
-        tma_rows(tw, slot + off, bytes, static_cast<char*>(a.recv_x), pb, off, r, lane);
-      } else {
+      if (copy && kTma) {
+        uint32_t bytes, nb = 0;
+        piece(u, bytes);
+        const char* next = u + G < n * P ? piece(u + G, nb) : nullptr;
+        tma_next(tw, bytes, static_cast<char*>(a.recv_x), pb, int64_t(p) * kTmaBuf, r, next, nb, lane);
+      } else if (copy) {
         const int64_t v0 = z.vecs * p / P, v1 = z.vecs * (p + 1) / P;
         ep_copy_rows<kUnroll, true>(reinterpret_cast<const int4*>(slot), static_cast<int4*>(a.recv_x), z.vecs, r, v0, v1, lane);
       }
@@ -223,10 +269,11 @@ __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, E
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, c = blockIdx.x / 2;
   WarpTma tw;
   if (kTma) {
-    tw.buf = static_cast<uint32_t>(__cvta_generic_to_shared(dsm + warp * kTmaBuf));
-    tw.mbar = static_cast<uint32_t>(__cvta_generic_to_shared(dsm + kWarps * kTmaBuf + warp * 8));
+    tw.stages = a.tma_stages;
+    tw.buf = static_cast<uint32_t>(__cvta_generic_to_shared(dsm + warp * tw.stages * kTmaBuf));
+    tw.mbar = static_cast<uint32_t>(__cvta_generic_to_shared(dsm + kWarps * tw.stages * kTmaBuf + warp * tw.stages * 8));
     if (lane == 0) {
-      ptx::mbar_init(tw.mbar, 1);
+      for (int b = 0; b < tw.stages; b++) ptx::mbar_init(tw.mbar + 8 * b, 1);
       ptx::mbar_init_fence();
     }
     __syncwarp();
@@ -248,7 +295,24 @@ __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, E
   z.slot = ep_dispatch_slot(a.H, a.fp8, a.K);
   z.vecs = z.slot.payload_bytes / 16;
   z.nscale = z.slot.scale_count;
-  if (blockIdx.x % 2 == 0) {
+  const int self_recv = W > 1 ? min(a.self_warps_on_recv, kWarps - (W - 1)) : 0;
+  if (self_recv > 0) {
+    // The sender block only pushes (one group per peer); the receiver block's first self_recv warps
+    // write this rank's own rows and the rest receive (one group per source), so the expansion writes
+    // are spread over both blocks of the channel.
+    if (blockIdx.x % 2 == 0) {
+      const int G = kWarps / (W - 1), g = warp / G;
+      if (g < W - 1) dispatch_send(comm, a, z, c, g < me ? g : g + 1, 1 + g, warp % G, G, lane, &s_flag[g]);
+    } else if (warp < self_recv) {
+      dispatch_self<kTma>(comm, a, z, c, warp, self_recv, lane, tw);
+    } else {
+      const int G = (kWarps - self_recv) / (W - 1), g = (warp - self_recv) / G;
+      if (g < W - 1) {
+        const int s = g < me ? g : g + 1;
+        dispatch_recv<kTma>(comm, a, z, c, s, 1 + g, (warp - self_recv) % G, G, lane, &s_flag[g], &s_avail[g], tw);
+      }
+    }
+  } else if (blockIdx.x % 2 == 0) {
     // One group per peer, and the rest of the warps write this rank's own rows: a token sent to a peer
     // is one row of stores, one kept here about K/W rows, so the split follows the expected bytes
     // (peers weighted more for their chunk handshakes).
@@ -278,12 +342,13 @@ __global__ void __launch_bounds__(kThreads, 1) ep_dispatch_kernel(EpComm comm, E
 
 void ep_dispatch(const EpComm& comm, const EpDispatchArgs& a, Stream s) {
   if (a.tma) {
-    const int smem = kWarps * kTmaBuf + kWarps * 8;
-    static bool configured = [&] {
-      return cudaFuncSetAttribute(ep_dispatch_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess;
-    }();
-    (void)configured;
-    ep_dispatch_kernel<true><<<2 * a.C, kThreads, smem, to_cuda(s)>>>(comm, a);
+    EpDispatchArgs b = a;
+    b.tma_stages = a.tma_stages >= 2 ? 2 : 1;
+    const int smem = kWarps * b.tma_stages * (kTmaBuf + 8);
+    static int configured = 0;  // the dynamic shared memory the kernel was last allowed
+    if (smem > configured && cudaFuncSetAttribute(ep_dispatch_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess)
+      configured = smem;
+    ep_dispatch_kernel<true><<<2 * a.C, kThreads, smem, to_cuda(s)>>>(comm, b);
   } else {
     ep_dispatch_kernel<false><<<2 * a.C, kThreads, 0, to_cuda(s)>>>(comm, a);
   }
