@@ -206,6 +206,9 @@ describe.skipIf(!hasCuda)('attentionPrefill on cuda:0 against the CPU reference 
     ['Dqk 72, Dv 40 (padded k-step, half v tile), peaked', { lens: [70, 5, 129], H: 3, Dqk: 72, Dv: 40, causal: true, scale: 0.3 }],
     ['Dqk 8, Dv 20 (no tensor-core tile for Dv), not causal', { lens: [33, 2], H: 2, Dqk: 8, Dv: 20, causal: false }],
     ['one long sequence of 700, H 2', { lens: [700], H: 2, Dqk: 192, Dv: 128, causal: true }],
+    // The MLA kernel's 128-row query blocks: lengths on, below and above block and 64-key tile edges.
+    ['MLA shape, lengths 257, 128, 383, 1, 64, H 3, causal', { lens: [257, 128, 383, 1, 64], H: 3, Dqk: 192, Dv: 128, causal: true }],
+    ['MLA shape, lengths 257, 128, 383, 1, 64, H 3, not causal', { lens: [257, 128, 383, 1, 64], H: 3, Dqk: 192, Dv: 128, causal: false }],
   ];
   for (const [name, c] of cases)
     for (const dtype of ['bf16', 'f32'] as const)
