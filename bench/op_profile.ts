@@ -4,6 +4,10 @@
 // the next call's start is work nobody labelled or the device idling while the host catches up ("gaps").
 // Calls are grouped by op name + argument shapes (the same GEMM in every layer lands in one row).
 // Timers are the EP benchmark's event API (epTimerCreate/Record/Elapsed), so no native change is needed.
+// On the host side it adds up the time spent inside the native calls, inside storage allocations (which
+// also tell V8 about their bytes), and in V8's garbage collector (performance 'gc' entries), so gaps can
+// be told apart: host work between launches, allocation, or GC.
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { getNative } from '../lib/native';
 
 type AnyFn = (...args: unknown[]) => unknown;
@@ -29,7 +33,22 @@ export interface OpRow {
   share: number;
 }
 
+export interface HostTimes {
+  /** Wall time from start() to stop(), ms. */
+  wallMs: number;
+  /** Inside the wrapped native calls (argument checks, launches), ms. */
+  opsMs: number;
+  /** Inside storage allocations: count and ms. */
+  allocs: number;
+  allocMs: number;
+  /** V8 garbage collections in the window: count, ms, and ms by kind (major/minor/incremental/weakcb). */
+  gcs: number;
+  gcMs: number;
+  gcByKind: Record<string, number>;
+}
+
 export interface Breakdown {
+  host: HostTimes;
   /** Device time from the first call's start to the last call's end, ms. */
   spanMs: number;
   /** Sum of the labelled calls' device times, ms. */
@@ -68,6 +87,9 @@ export class OpProfiler {
   private readonly pool: number[] = [];
   private readonly all: number[] = [];
   private calls: Call[] = [];
+  private host: HostTimes = { wallMs: 0, opsMs: 0, allocs: 0, allocMs: 0, gcs: 0, gcMs: 0, gcByKind: {} };
+  private t0 = 0;
+  private observer: PerformanceObserver | null = null;
 
   constructor(private readonly device: number) {}
 
@@ -90,16 +112,40 @@ export class OpProfiler {
       n[name] = (...args: unknown[]) => {
         const t0 = this.timer();
         n.epTimerRecord(t0, false);
+        const h0 = performance.now();
         const r = (f as AnyFn).apply(n, args);
+        this.host.opsMs += performance.now() - h0;
         const t1 = this.timer();
         n.epTimerRecord(t1, false);
         this.calls.push({ label: describe(name, args), op: name, t0, t1 });
         return r;
       };
     }
+    const Storage = n.Storage as new (device: number, nbytes: number) => unknown;
+    this.saved.set('Storage', Storage as unknown as AnyFn);
+    const host = this.host;
+    n.Storage = function (device: number, nbytes: number) {
+      const h0 = performance.now();
+      const s = new Storage(device, nbytes);
+      host.allocMs += performance.now() - h0;
+      host.allocs++;
+      return s;
+    };
+    const kinds: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+    this.observer = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const kind = kinds[(e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
+        host.gcs++;
+        host.gcMs += e.duration;
+        host.gcByKind[kind] = (host.gcByKind[kind] ?? 0) + e.duration;
+      }
+    });
+    this.observer.observe({ entryTypes: ['gc'] });
+    this.t0 = performance.now();
   }
 
   stop(): void {
+    if (this.saved.size) this.host.wallMs += performance.now() - this.t0;
     for (const [name, f] of this.saved) this.native[name] = f;
     this.saved.clear();
   }
@@ -108,6 +154,11 @@ export class OpProfiler {
   async collect(): Promise<Breakdown> {
     const calls = this.calls;
     this.calls = [];
+    await new Promise((r) => setTimeout(r, 50)); // let the gc observer deliver its last entries
+    this.observer?.disconnect();
+    this.observer = null;
+    const host = this.host;
+    this.host = { wallMs: 0, opsMs: 0, allocs: 0, allocMs: 0, gcs: 0, gcMs: 0, gcByKind: {} };
     const el = (a: number, b: number) => this.native.epTimerElapsed(a, b);
     const ms = await Promise.all(calls.map((c) => el(c.t0, c.t1)));
     const spanMs = calls.length ? await el(calls[0].t0, calls[calls.length - 1].t1) : 0;
@@ -129,7 +180,7 @@ export class OpProfiler {
       return rows;
     };
     const opsMs = ms.reduce((a, b) => a + b, 0);
-    return { spanMs, opsMs, byOp: group((c) => c.op, (c) => c.op), byShape: group((c) => c.label, (c) => c.op) };
+    return { host, spanMs, opsMs, byOp: group((c) => c.op, (c) => c.op), byShape: group((c) => c.label, (c) => c.op) };
   }
 
   dispose(): void {
@@ -143,6 +194,10 @@ export class OpProfiler {
 /** Prints a breakdown as two tables (by op, then the largest op+shape rows). */
 export function printBreakdown(title: string, b: Breakdown, top = 40): void {
   console.log(`\n${title}: device span ${b.spanMs.toFixed(2)} ms, labelled ops ${b.opsMs.toFixed(2)} ms`);
+  const h = b.host;
+  const kinds = Object.entries(h.gcByKind).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
+  console.log(`  host: wall ${h.wallMs.toFixed(1)} ms, in native calls ${h.opsMs.toFixed(1)} ms, ${h.allocs} allocations ${h.allocMs.toFixed(1)} ms, ` +
+    `${h.gcs} GCs ${h.gcMs.toFixed(1)} ms (${kinds || 'none'})`);
   const line = (r: OpRow) => `${r.ms.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)}% ${String(r.calls).padStart(5)}x  ${r.label}`;
   console.log('  by op:');
   for (const r of b.byOp) console.log('  ' + line(r));
