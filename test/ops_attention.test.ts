@@ -255,20 +255,24 @@ describe.skipIf(!hasCuda)('attentionPrefill on cuda:0 against the CPU reference 
 });
 
 describe.each(testDevices)('attentionPrefill: bad cuSeqlens found by the kernel on %s', (device: Dev) => {
-  const run = (cu: number[], maxSeqlen?: number) => {
-    const T = 10;
-    const q = dsk.randn([T, 2, 16], { seed: 1, device });
-    return dsk.ops.attentionPrefill(q, q, q, { cuSeqlens: dsk.tensor(cu, { dtype: 'i32', device }), maxSeqlen });
-  };
-  it('a sequence longer than maxSeqlen, an entry outside [0, T], and cuSeqlens not running from 0 to T reject the next read', async () => {
-    await expect(run([0, 3, 10], 5).toArray()).rejects.toThrow(/attentionPrefill: a sequence length .* contains 7, outside the valid range \[0, 6\)/);
-    await expect(run([0, 3, 11]).toArray()).rejects.toThrow(/attentionPrefill: cuSeqlens contains 11, outside the valid range \[0, 11\)/);
-    await expect(run([0, 6, 4, 10]).toArray()).rejects.toThrow(/attentionPrefill: a sequence length .* contains -2/);
-    await expect(run([0, 3, 8]).toArray()).rejects.toThrow(/attentionPrefill: the tokens outside cuSeqlens .* contains 2/);
-    await expect(run([1, 3, 10]).toArray()).rejects.toThrow(/attentionPrefill: the tokens outside cuSeqlens .* contains 1/);
-    // The error is consumed: the device keeps working.
-    expect((await run([0, 4, 10], 6).toArray()).length).toBe(10 * 2 * 16);
-  });
+  // f32 with small heads (the SIMT kernel on CUDA) and the bf16 MLA shape (its own kernel on CUDA).
+  for (const [dtype, dqk, dv] of [['f32', 16, 16], ['bf16', 192, 128]] as const) {
+    const run = (cu: number[], maxSeqlen?: number) => {
+      const T = 10;
+      const q = dsk.randn([T, 2, dqk], { seed: 1, device, dtype });
+      const v = dsk.randn([T, 2, dv], { seed: 2, device, dtype });
+      return dsk.ops.attentionPrefill(q, q, v, { cuSeqlens: dsk.tensor(cu, { dtype: 'i32', device }), maxSeqlen });
+    };
+    it(`${dtype} ${dqk}/${dv}: a sequence longer than maxSeqlen, an entry outside [0, T], and cuSeqlens not running from 0 to T reject the next read`, async () => {
+      await expect(run([0, 3, 10], 5).toArray()).rejects.toThrow(/attentionPrefill: a sequence length .* contains 7, outside the valid range \[0, 6\)/);
+      await expect(run([0, 3, 11]).toArray()).rejects.toThrow(/attentionPrefill: cuSeqlens contains 11, outside the valid range \[0, 11\)/);
+      await expect(run([0, 6, 4, 10]).toArray()).rejects.toThrow(/attentionPrefill: a sequence length .* contains -2/);
+      await expect(run([0, 3, 8]).toArray()).rejects.toThrow(/attentionPrefill: the tokens outside cuSeqlens .* contains 2/);
+      await expect(run([1, 3, 10]).toArray()).rejects.toThrow(/attentionPrefill: the tokens outside cuSeqlens .* contains 1/);
+      // The error is consumed: the device keeps working.
+      expect((await run([0, 4, 10], 6).toArray()).length).toBe(10 * 2 * dv);
+    });
+  }
 });
 
 describe('attentionPrefill: argument checks', () => {
