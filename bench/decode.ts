@@ -1,5 +1,7 @@
-// `npm run bench:decode [-- --device D] [--preset P] [--layers N] [--context C]`: end-to-end decode
-// tokens/s at batch 1, 8 and 64 and prefill tokens/s of the model runner, each next to its floor.
+// `npm run bench:decode [-- --device D] [--preset P] [--layers N] [--context C] [--prefill 1024,4096]
+// [--no-decode] [--profile]`: end-to-end decode tokens/s at batch 1, 8 and 64 and prefill tokens/s of the
+// model runner, each next to its floor. --profile adds a per-op device-time breakdown of one prefill of the
+// longest length (bench/op_profile.ts: CUDA events around every native call, eager).
 //
 // The model is the v3-shape preset (DeepSeek-V3's per-layer shapes) with as many layers as fit in
 // device memory (random weights generated on the device, MTP skipped); on the CPU the small preset.
@@ -19,6 +21,8 @@ import { randomWeights } from '../lib/model/weights';
 import { storedDType } from '../lib/model/init';
 import { modelFromWeights, type Model } from '../lib/runner/model';
 import { Report, benchDevice, floorUs, measureCeilings, median } from './harness';
+import { OpProfiler, printBreakdown } from './op_profile';
+import { deviceIndex } from '../lib/device';
 
 const GiB = 2 ** 30;
 
@@ -111,7 +115,11 @@ async function decodeRun(model: Model, B: number, prompt: number, tokens: number
 }
 
 async function main(): Promise<void> {
-  const { values: v } = parseArgs({ options: { device: { type: 'string' }, preset: { type: 'string' }, layers: { type: 'string' }, context: { type: 'string' }, tokens: { type: 'string' } } });
+  const { values: v } = parseArgs({ options: {
+      device: { type: 'string' }, preset: { type: 'string' }, layers: { type: 'string' }, context: { type: 'string' }, tokens: { type: 'string' },
+      prefill: { type: 'string' }, 'no-decode': { type: 'boolean' }, profile: { type: 'boolean' },
+    },
+  });
   const device = (v.device as dsk.Device | undefined) ?? benchDevice();
   const onGpu = device !== 'cpu';
   const preset = (v.preset ?? (onGpu ? 'v3-shape' : 'small')) as Preset;
@@ -122,20 +130,22 @@ async function main(): Promise<void> {
   const c = parseConfig(raw, `preset ${preset}`);
   const ctx = Number(v.context ?? (onGpu ? 1024 : 128));
   const gen = Number(v.tokens ?? (onGpu ? 64 : 16));
-  const batches = onGpu ? [1, 8, 64] : [1, 8];
+  const batches = v['no-decode'] ? [] : onGpu ? [1, 8, 64] : [1, 8];
+  const prefills = v.prefill ? v.prefill.split(',').map(Number) : onGpu ? [1024, 4096] : [128];
   console.log(`model: ${preset}, ${c.numLayers} layers (${c.firstKDenseReplace} dense), hidden ${c.hiddenSize}, ${c.nRoutedExperts} experts; context ${ctx}, ${gen} tokens per request`);
 
   const t0 = performance.now();
   const weights = await randomWeights(c, { device, seed: 1, skipMtp: true });
   const tok = ModelTokenizer.load(dirname(tokenizerSourceFiles().tokenizer));
-  const maxBatch = Math.max(...batches);
-  const model = modelFromWeights(c, weights, tok, device, { maxSeqLen: Math.max(4096 + 8, ctx + gen + 8), maxBatch, kvCacheTokens: maxBatch * (ctx + gen + 64) + 4096 });
+  const maxBatch = Math.max(1, ...batches);
+  const longest = Math.max(...prefills);
+  const model = modelFromWeights(c, weights, tok, device, { maxSeqLen: Math.max(longest + 8, ctx + gen + 8), maxBatch, kvCacheTokens: maxBatch * (ctx + gen + 64) + longest });
   console.log(`weights: ${(model.weightBytes / GiB).toFixed(2)} GiB on ${device} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
   const report = new Report('decode', { ceilings, preset, layers: c.numLayers, config: raw, context: ctx, tokens: gen });
   const kvPerToken = c.numLayers * latentDim(c) * 2;
   try {
-    await decodeRun(model, 1, 16, 4, 0); // warm-up: lazy modules, graph capture for B = 1
+    if (batches.length) await decodeRun(model, 1, 16, 4, 0); // warm-up: lazy modules, graph capture for B = 1
     for (const B of batches) {
       await decodeRun(model, B, 16, 3, 1); // capture the graph of this batch size
       const r = await decodeRun(model, B, ctx, gen, 2);
@@ -144,7 +154,7 @@ async function main(): Promise<void> {
       const floorMs = floorUs({ flops: 0, bytes }, ceilings) / 1000;
       report.add({ phase: 'decode', batch: B, 'tokens/s': r.tokensPerSec, step_ms: stepMs, floor_ms: floorMs, 'floor tokens/s': (B * 1000) / floorMs, 'x floor': stepMs / floorMs, GB_per_step: bytes / 1e9 });
     }
-    for (const T of onGpu ? [1024, 4096] : [128]) {
+    for (const T of prefills) {
       const ids = Array.from({ length: T }, (_, i) => 1000 + ((i * 31) % 90000));
       await model.generate(ids.slice(0, 64), { maxTokens: 1, temperature: 0 }).text();
       const ttft: number[] = [];
@@ -158,6 +168,21 @@ async function main(): Promise<void> {
       const bytes = decodeWeightBytes(c, T) + T * kvPerToken;
       const floorMs = floorUs({ flops, bytes, rate: 'fp8' }, ceilings) / 1000;
       report.add({ phase: 'prefill', batch: T, 'tokens/s': (T * 1000) / ms, step_ms: ms, floor_ms: floorMs, 'floor tokens/s': (T * 1000) / floorMs, 'x floor': ms / floorMs, GB_per_step: bytes / 1e9 });
+    }
+    if (v.profile && onGpu) {
+      // One more prefill of the longest length with every native call bracketed by events (eager anyway).
+      const ids = Array.from({ length: longest }, (_, i) => 1000 + ((i * 31) % 90000));
+      const prof = new OpProfiler(deviceIndex(device));
+      try {
+        prof.start();
+        await model.generate(ids, { maxTokens: 1, temperature: 0, ignoreEos: true }).text();
+        prof.stop();
+        const b = await prof.collect();
+        printBreakdown(`prefill ${longest} tokens, per-op device time`, b);
+        report.meta.prefillBreakdown = { tokens: longest, spanMs: b.spanMs, opsMs: b.opsMs, byOp: b.byOp, byShape: b.byShape };
+      } finally {
+        prof.dispose();
+      }
     }
   } finally {
     model.dispose();

@@ -1,8 +1,9 @@
-// `npm run bench:ops`: every op at DeepSeek-V3 shapes (decode and prefill), its kernel time and its
-// ratio to the floor (bytes over the measured copy bandwidth, or flops over the measured matrix rate).
-// `-- --only softmax,sample` runs the ops whose name starts with one of the given words.
+// `npm run bench:ops [-- --only NAME,...]`: every op at DeepSeek-V3 shapes (decode and prefill), its kernel
+// time and its ratio to the floor (bytes over the measured copy bandwidth, or flops over the measured matrix
+// rate). --only keeps the cases whose op name contains one of the given strings.
 import { parseArgs } from 'node:util';
 import * as dsk from '../lib/index';
+import { broadcastDim } from '../lib/model/kernels';
 import { Report, benchDevice, floorUs, measureCeilings, timeKernel, type Work } from './harness';
 
 interface Case extends Work {
@@ -73,6 +74,16 @@ function cases(device: Dev, small: boolean): Case[] {
       op: 'attentionPrefill', shape: `T=${Tp} H=${Hp} 192/128 causal bf16`,
       run: () => dsk.ops.attentionPrefill(qp, kp, vp, { cuSeqlens, maxSeqlen: Math.max(...lens), scale: dsk.ops.yarnSoftmaxScale(192, yarn) }),
       flops: 2 * pairs * Hp * (192 + 128), bytes: Tp * Hp * (2 * 192 + 2 * 128) * 2, rate: 'bf16',
+    });
+    // The non-absorbed prefill's strided copies: v out of kv_b's [T, H, 128 + 128] output, k_pe broadcast to every head.
+    const kvb = dsk.randn([Tp, Hp, 256], { seed: 4, device, dtype: 'bf16' });
+    const kpe = dsk.randn([Tp, 64], { seed: 5, device, dtype: 'bf16' });
+    const kdst = dsk.empty([Tp, Hp, 192], { dtype: 'bf16', device });
+    out.push({ op: 'copy (v slice)', shape: `[${Tp}, ${Hp}, 128] of [${Tp}, ${Hp}, 256] bf16`, run: () => kvb.slice(2, 128).contiguous(), flops: 0, bytes: 2 * Tp * Hp * 128 * 2 });
+    out.push({
+      op: 'copy (k_pe broadcast)', shape: `[${Tp}, 64] -> [${Tp}, ${Hp}, 64] of 192 bf16`,
+      run: () => void kdst.slice(2, 128).copyFrom(broadcastDim(kpe, 1, Hp)),
+      flops: 0, bytes: Tp * 64 * 2 + Tp * Hp * 64 * 2,
     });
     const blocks = small ? 64 : 4096;
     const cache = dsk.randn([blocks, 64, 576], { seed, device, dtype: 'bf16' });
@@ -160,7 +171,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { only: { type: 'string' } } });
   const only = values.only ? values.only.split(',').map((w) => w.trim()).filter(Boolean) : null;
   for (const c of cases(device, device === 'cpu')) {
-    if (only && !only.some((w) => c.op.startsWith(w))) continue;
+    if (only && !only.some((o) => c.op.includes(o))) continue;
     const t = await timeKernel(device, c.run as () => void);
     const floor = floorUs(c, ceilings);
     report.add({

@@ -206,6 +206,9 @@ describe.skipIf(!hasCuda)('attentionPrefill on cuda:0 against the CPU reference 
     ['Dqk 72, Dv 40 (padded k-step, half v tile), peaked', { lens: [70, 5, 129], H: 3, Dqk: 72, Dv: 40, causal: true, scale: 0.3 }],
     ['Dqk 8, Dv 20 (no tensor-core tile for Dv), not causal', { lens: [33, 2], H: 2, Dqk: 8, Dv: 20, causal: false }],
     ['one long sequence of 700, H 2', { lens: [700], H: 2, Dqk: 192, Dv: 128, causal: true }],
+    // The MLA kernel's 128-row query blocks: lengths on, below and above block and 64-key tile edges.
+    ['MLA shape, lengths 257, 128, 383, 1, 64, H 3, causal', { lens: [257, 128, 383, 1, 64], H: 3, Dqk: 192, Dv: 128, causal: true }],
+    ['MLA shape, lengths 257, 128, 383, 1, 64, H 3, not causal', { lens: [257, 128, 383, 1, 64], H: 3, Dqk: 192, Dv: 128, causal: false }],
   ];
   for (const [name, c] of cases)
     for (const dtype of ['bf16', 'f32'] as const)
@@ -252,20 +255,24 @@ describe.skipIf(!hasCuda)('attentionPrefill on cuda:0 against the CPU reference 
 });
 
 describe.each(testDevices)('attentionPrefill: bad cuSeqlens found by the kernel on %s', (device: Dev) => {
-  const run = (cu: number[], maxSeqlen?: number) => {
-    const T = 10;
-    const q = dsk.randn([T, 2, 16], { seed: 1, device });
-    return dsk.ops.attentionPrefill(q, q, q, { cuSeqlens: dsk.tensor(cu, { dtype: 'i32', device }), maxSeqlen });
-  };
-  it('a sequence longer than maxSeqlen, an entry outside [0, T], and cuSeqlens not running from 0 to T reject the next read', async () => {
-    await expect(run([0, 3, 10], 5).toArray()).rejects.toThrow(/attentionPrefill: a sequence length .* contains 7, outside the valid range \[0, 6\)/);
-    await expect(run([0, 3, 11]).toArray()).rejects.toThrow(/attentionPrefill: cuSeqlens contains 11, outside the valid range \[0, 11\)/);
-    await expect(run([0, 6, 4, 10]).toArray()).rejects.toThrow(/attentionPrefill: a sequence length .* contains -2/);
-    await expect(run([0, 3, 8]).toArray()).rejects.toThrow(/attentionPrefill: the tokens outside cuSeqlens .* contains 2/);
-    await expect(run([1, 3, 10]).toArray()).rejects.toThrow(/attentionPrefill: the tokens outside cuSeqlens .* contains 1/);
-    // The error is consumed: the device keeps working.
-    expect((await run([0, 4, 10], 6).toArray()).length).toBe(10 * 2 * 16);
-  });
+  // f32 with small heads (the SIMT kernel on CUDA) and the bf16 MLA shape (its own kernel on CUDA).
+  for (const [dtype, dqk, dv] of [['f32', 16, 16], ['bf16', 192, 128]] as const) {
+    const run = (cu: number[], maxSeqlen?: number) => {
+      const T = 10;
+      const q = dsk.randn([T, 2, dqk], { seed: 1, device, dtype });
+      const v = dsk.randn([T, 2, dv], { seed: 2, device, dtype });
+      return dsk.ops.attentionPrefill(q, q, v, { cuSeqlens: dsk.tensor(cu, { dtype: 'i32', device }), maxSeqlen });
+    };
+    it(`${dtype} ${dqk}/${dv}: a sequence longer than maxSeqlen, an entry outside [0, T], and cuSeqlens not running from 0 to T reject the next read`, async () => {
+      await expect(run([0, 3, 10], 5).toArray()).rejects.toThrow(/attentionPrefill: a sequence length .* contains 7, outside the valid range \[0, 6\)/);
+      await expect(run([0, 3, 11]).toArray()).rejects.toThrow(/attentionPrefill: cuSeqlens contains 11, outside the valid range \[0, 11\)/);
+      await expect(run([0, 6, 4, 10]).toArray()).rejects.toThrow(/attentionPrefill: a sequence length .* contains -2/);
+      await expect(run([0, 3, 8]).toArray()).rejects.toThrow(/attentionPrefill: the tokens outside cuSeqlens .* contains 2/);
+      await expect(run([1, 3, 10]).toArray()).rejects.toThrow(/attentionPrefill: the tokens outside cuSeqlens .* contains 1/);
+      // The error is consumed: the device keeps working.
+      expect((await run([0, 4, 10], 6).toArray()).length).toBe(10 * 2 * dv);
+    });
+  }
 });
 
 describe('attentionPrefill: argument checks', () => {

@@ -145,7 +145,7 @@ export class DeepSeekModel {
 
       // Keys/values: the 576-wide vector; rope rotates its last 64 dims (k_pe), the norm applies to the latent.
       const kv = a.keep(this.rope(a.keep(linear(w.kvA, x)), b.positions));
-      const latent = a.keep(K.rmsNorm(a.keep(kv.slice(1, 0, r).contiguous()), w.kvANorm, c.rmsNormEps));
+      const latent = a.keep(K.rmsNorm(a.keep(a.keep(kv.slice(1, 0, r)).contiguous()), w.kvANorm, c.rmsNormEps));
       const entry = a.keep(empty([T, latentDim(c)], { dtype: 'bf16', device: x.device }));
       assign(a.keep(entry.slice(1, 0, r)), latent);
       assign(a.keep(entry.slice(1, r)), a.keep(kv.slice(1, r)));
@@ -157,12 +157,12 @@ export class DeepSeekModel {
         const k = a.keep(empty([T, nh, dqk], { dtype: 'bf16', device: x.device }));
         assign(a.keep(k.slice(2, 0, nope)), a.keep(kvb.slice(2, 0, nope)));
         assign(a.keep(k.slice(2, nope)), a.keep(broadcastDim(a.keep(entry.slice(1, r)), 1, nh)));
-        const v = a.keep(kvb.slice(2, nope).contiguous());
+        const v = a.keep(a.keep(kvb.slice(2, nope)).contiguous());
         o = a.keep(K.attentionPrefill(q, k, v, b.cuSeqlens!, b.maxSeqlen!, this.scale));
       } else {
         // Absorbed: q_lat[h] = q_nope[h] W_UK[h]  ([nh, T, 128] x [nh, 512, 128]^T -> [nh, T, 512]).
         const maskedM = a.keep(full([nh], T, { dtype: 'i32', device: x.device }));
-        const qNope = a.keep(a.keep(q.slice(2, 0, nope)).permute([1, 0, 2]).contiguous());
+        const qNope = a.keep(a.keep(a.keep(q.slice(2, 0, nope)).permute([1, 0, 2])).contiguous());
         const qq = a.keepAll(K.quantizeActivation(a.keep(qNope.view([nh * T, nope]))));
         const qLat = a.keep(
           K.fp8GroupedGemmMasked(a.keep(qq.q.view([nh, T, nope])), a.keep(qq.scale.view([nh, T, nope / 128])), w.wUKt.w, w.wUKt.scale, maskedM),
@@ -173,7 +173,7 @@ export class DeepSeekModel {
         const B = b.batch!, sq = b.sq!;
         const att = a.keepAll(K.mlaDecode(a.keep(qFull.view([B, sq, nh, r + dr])), cache, b.blockTable!, b.seqLens!, this.scale));
         // Values: out_v[h] = att[h] W_UV[h]^T  ([nh, T, 512] x [nh, 128, 512]^T -> [nh, T, 128]).
-        const attH = a.keep(a.keep(att.out.view([T, nh, r])).permute([1, 0, 2]).contiguous());
+        const attH = a.keep(a.keep(a.keep(att.out.view([T, nh, r])).permute([1, 0, 2])).contiguous());
         const aq = a.keepAll(K.quantizeActivation(a.keep(attH.view([nh * T, r]))));
         const ov = a.keep(
           K.fp8GroupedGemmMasked(a.keep(aq.q.view([nh, T, r])), a.keep(aq.scale.view([nh, T, r / 128])), w.wUV.w, w.wUV.scale, maskedM),
@@ -218,7 +218,10 @@ export class DeepSeekModel {
     for (let i = 0; i < w.layers.length; i++) {
       const r = this.layer(w.layers[i], delta, residual, b, caches[i]);
       if (residual === null) x.dispose();
-      else delta.dispose();
+      else {
+        delta.dispose();
+        residual.dispose(); // the layer folded it into r.residual
+      }
       delta = r.delta;
       residual = r.residual;
       if (o.onLayer) o.onLayer(i, K.add(residual, delta));

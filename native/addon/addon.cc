@@ -1,6 +1,9 @@
 #include "addon.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <sstream>
 
 namespace dsk::addon {
@@ -58,6 +61,41 @@ DSK_EXPORTS(core_exports) { def(env, exports, "setErrorClasses", set_error_class
 
 // ---- StorageWrap ----
 
+// What V8 is told about our bytes. Storages report them (AdjustExternalMemory) so that GC pressure
+// reflects device memory and forgotten tensors get collected. But V8 starts GC work (a marking step or a
+// full collection) whenever its external count rises 64 MB above the count at its last GC, so telling it
+// every device allocation made an eager prefill, whose activations are hundreds of MB allocated and
+// disposed op by op, run the GC between almost every two ops (bench/NOTES.md, "Model runner": ~70% of a
+// 4096-token prefill on the H100). Device bytes therefore reach V8 with a slack: the count V8 sees moves
+// to the live device bytes once they differ from it by max(256 MiB, 1/8 of it) or more. Host bytes are
+// reported exactly. DSK_V8_DEVICE_BYTES=exact restores per-allocation reporting (for comparisons).
+namespace {
+struct DeviceBytes {
+  int64_t live = 0;  // device bytes of this JS thread's live storages
+  int64_t told = 0;  // what V8 was told of them
+};
+thread_local DeviceBytes t_device_bytes;  // one JS thread per environment (workers have their own)
+
+bool exact_device_bytes() {
+  static const bool on = [] { const char* v = std::getenv("DSK_V8_DEVICE_BYTES"); return v && std::string(v) == "exact"; }();
+  return on;
+}
+
+void report_bytes(Napi::Env env, bool device, int64_t delta) {
+  if (!device || exact_device_bytes()) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, delta);
+    return;
+  }
+  DeviceBytes& d = t_device_bytes;
+  d.live += delta;
+  const int64_t slack = std::max<int64_t>(int64_t(256) << 20, d.told / 8);
+  if (d.live - d.told >= slack || d.told - d.live >= slack) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, d.live - d.told);
+    d.told = d.live;
+  }
+}
+}  // namespace
+
 Napi::FunctionReference* StorageWrap::ctor = nullptr;
 
 Napi::Function StorageWrap::init(Napi::Env env) {
@@ -77,7 +115,7 @@ StorageWrap::StorageWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Stor
     int64_t n = a.integer(1, "nbytes", 0, int64_t(1) << 50);
     buf_ = Buffer::allocate(device_, static_cast<size_t>(n), "allocate");
     reported_ = n;
-    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reported_);
+    report_bytes(info.Env(), !device_.is_cpu(), reported_);
   } catch (const Error& e) {
     throw js_error(info.Env(), e);
   }
@@ -86,7 +124,7 @@ StorageWrap::StorageWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Stor
 void StorageWrap::drop() {
   if (!buf_) return;
   buf_.reset();
-  if (reported_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported_);
+  if (reported_) report_bytes(Env(), !device_.is_cpu(), -reported_);
   reported_ = 0;
 }
 

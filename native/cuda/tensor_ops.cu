@@ -1,10 +1,48 @@
 #include "common.cuh"
 #include "tensor_ops.h"
 
+#include <cstdlib>
+
 namespace dsk::cuda {
 
 __global__ void copy_strided_kernel(StridedView dst, StridedView src, int64_t n) {
   DSK_GRID_STRIDE(i, n) convert_element(dst.data, dst.dtype, dst.offset_of(i), src.data, src.dtype, src.offset_of(i));
+}
+
+// Same dtype, last dim unit-stride on both sides, rows of whole 16-byte vectors at 16-byte aligned
+// addresses (head slices, broadcasts along a middle dim, permutes that keep the last dim): one 16-byte
+// vector per thread step, the row's two offsets computed once per vector instead of per element.
+__global__ void copy_rows16_kernel(StridedView dst, StridedView src, int64_t nvec, int64_t vec_per_row, int esize) {
+  DSK_GRID_STRIDE(i, nvec) {
+    int64_t row = i / vec_per_row;
+    const int64_t v = i - row * vec_per_row;
+    int64_t od = 0, os = 0;
+    for (int d = dst.ndim - 2; d >= 0; --d) {
+      int64_t idx = row;
+      if (d > 0) {
+        const int64_t q = row / dst.shape[d];
+        idx = row - q * dst.shape[d];
+        row = q;
+      }
+      od += idx * dst.strides[d];
+      os += idx * src.strides[d];
+    }
+    const int4 x = __ldg(reinterpret_cast<const int4*>(static_cast<const char*>(src.data) + os * esize) + v);
+    reinterpret_cast<int4*>(static_cast<char*>(dst.data) + od * esize)[v] = x;
+  }
+}
+
+// Whether copy_rows16_kernel applies (see there). DSK_COPY_ELEMENTWISE=1 turns it off (benchmarks compare).
+static bool rows16_ok(const StridedView& dst, const StridedView& src) {
+  static const bool off = [] { const char* v = std::getenv("DSK_COPY_ELEMENTWISE"); return v && v[0] == '1'; }();
+  if (off) return false;
+  if (dst.dtype != src.dtype || dst.ndim < 1 || dst.ndim != src.ndim) return false;
+  const int64_t es = dtype_size(dst.dtype), last = dst.ndim - 1;
+  if (dst.strides[last] != 1 || src.strides[last] != 1 || (dst.shape[last] * es) % 16) return false;
+  if (reinterpret_cast<uintptr_t>(dst.data) % 16 || reinterpret_cast<uintptr_t>(src.data) % 16) return false;
+  for (int d = 0; d < last; ++d)
+    if ((dst.strides[d] * es) % 16 || (src.strides[d] * es) % 16) return false;
+  return true;
 }
 
 __global__ void fill_kernel(unsigned char* dst, int64_t n, int size, uint64_t pattern) {
@@ -57,29 +95,6 @@ __global__ void convert_vec_kernel(void* dst, const void* src, int64_t n) {
   // The tail (fewer than 8 elements) by the first threads.
   int64_t t = nvec * 8 + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t < n) convert_element(dst, DT, t, src, ST, t);
-}
-
-// Same dtype, the innermost dim contiguous on both sides (a permute of outer dims, a slice of rows): whole
-// 16-byte vectors of `vec` elements, one index computation per vector instead of per element.
-__global__ void copy_strided_vec_kernel(StridedView dst, StridedView src, int64_t nvec, int vec) {
-  const int es = dtype_size(dst.dtype);
-  DSK_GRID_STRIDE(j, nvec) {
-    const int64_t i = j * vec;
-    const int4* s = reinterpret_cast<const int4*>(static_cast<const char*>(src.data) + src.offset_of(i) * es);
-    *reinterpret_cast<int4*>(static_cast<char*>(dst.data) + dst.offset_of(i) * es) = __ldg(s);
-  }
-}
-
-// Whether copy_strided_vec_kernel applies: every vector starts at a multiple of `vec` in the innermost dim
-// (its size is a multiple of vec), lies in that contiguous dim on both sides, and is 16-byte aligned.
-static bool vector_rows(const StridedView& dst, const StridedView& src, int vec) {
-  const int es = dtype_size(dst.dtype), last = dst.ndim - 1;
-  if (dst.dtype != src.dtype || last < 0 || dst.shape[last] % vec != 0) return false;
-  if (dst.strides[last] != 1 || src.strides[last] != 1) return false;
-  if (reinterpret_cast<uintptr_t>(dst.data) % 16 != 0 || reinterpret_cast<uintptr_t>(src.data) % 16 != 0) return false;
-  for (int d = 0; d < last; ++d)
-    if ((dst.strides[d] * es) % 16 != 0 || (src.strides[d] * es) % 16 != 0) return false;
-  return true;
 }
 
 // Plain byte copy with 16-byte vectors (a copy kernel reaches the HBM copy bandwidth; the copy engine
@@ -141,9 +156,10 @@ void copy_strided(const StridedView& dst, const StridedView& src, Stream stream)
     }
     return;
   }
-  const int vec = 16 / dtype_size(dst.dtype);
-  if (vec > 1 && vector_rows(dst, src, vec)) {
-    copy_strided_vec_kernel<<<grid_for(n / vec, 256), 256, 0, to_cuda(stream)>>>(dst, src, n / vec, vec);
+  if (rows16_ok(dst, src)) {
+    const int es = static_cast<int>(dtype_size(dst.dtype));
+    const int64_t vec_per_row = dst.shape[dst.ndim - 1] * es / 16, nvec = n * es / 16;
+    copy_rows16_kernel<<<grid_for(nvec, 256), 256, 0, to_cuda(stream)>>>(dst, src, nvec, vec_per_row, es);
     return;
   }
   copy_strided_kernel<<<grid_for(n, 256), 256, 0, to_cuda(stream)>>>(dst, src, n);
