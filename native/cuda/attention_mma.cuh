@@ -52,6 +52,39 @@ __device__ __forceinline__ void pack_bf16_split(float lo, float hi, uint32_t& bi
   rest = pack_bf16(lo - __bfloat162float(v.x), hi - __bfloat162float(v.y));
 }
 
+// One online-softmax step over a warp's 16-row score tile (this thread's rows g and g + 8; a quad of lanes
+// shares a row), scores already in log2 units: with the tile's per-thread row maxima mx, updates the running
+// maxima m and the per-thread partial row sums l, turns s into exp2(s - m) and rescales the O accumulators.
+template <int NT, int OT>
+__device__ __forceinline__ void online_softmax_step(float (&s)[NT][4], float (&mx)[2], float (&m)[2], float (&l)[2],
+                                                    float (&o)[OT][4]) {
+  float mu[2], alpha[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    const float mn = fmaxf(m[r], mx[r]);
+    mu[r] = mn == -INFINITY ? 0.f : mn;  // a row with nothing visible yet: keep exp2 away from inf - inf
+    alpha[r] = exp2f(m[r] - mu[r]);
+    m[r] = mn;
+    l[r] *= alpha[r];
+  }
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[nt][e] = exp2f(s[nt][e] - mu[e >> 1]);
+      l[e >> 1] += s[nt][e];  // per-thread partial row sum; the quad is summed at the end
+    }
+#pragma unroll
+  for (int i = 0; i < OT; ++i) {
+    o[i][0] *= alpha[0];
+    o[i][1] *= alpha[0];
+    o[i][2] *= alpha[1];
+    o[i][3] *= alpha[1];
+  }
+}
+
 // 16-byte global -> shared copy; when !valid the destination is zero-filled and nothing is read.
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(valid ? 16 : 0));

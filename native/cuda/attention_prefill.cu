@@ -148,31 +148,7 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(PrefillArgs a)
           s[nt][e] = ok ? s[nt][e] * a.scale_log2 : -INFINITY;
           mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
         }
-      float mu[2], alpha[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        const float mn = fmaxf(m[r], mx[r]);
-        mu[r] = mn == -INFINITY ? 0.f : mn;  // a row with nothing visible yet: keep exp2 away from inf - inf
-        alpha[r] = exp2f(m[r] - mu[r]);
-        m[r] = mn;
-        l[r] *= alpha[r];
-      }
-#pragma unroll
-      for (int nt = 0; nt < BN / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[nt][e] = exp2f(s[nt][e] - mu[e >> 1]);
-          l[e >> 1] += s[nt][e];  // per-thread partial row sum; the quad is summed at the end
-        }
-#pragma unroll
-      for (int i = 0; i < DVT / 8; ++i) {
-        o[i][0] *= alpha[0];
-        o[i][1] *= alpha[0];
-        o[i][2] *= alpha[1];
-        o[i][3] *= alpha[1];
-      }
+      online_softmax_step(s, mx, m, l, o);
       // O += P V: the C fragments of key n-tiles 2kk, 2kk+1 are the A fragment of keys 16kk..16kk+15.
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {
@@ -356,31 +332,7 @@ __global__ void __launch_bounds__(kMlaThreads, 1) prefill_mla_kernel(PrefillArgs
         mx[0] = fmaxf(mx[0], fmaxf(s[nt][0], s[nt][1]));
         mx[1] = fmaxf(mx[1], fmaxf(s[nt][2], s[nt][3]));
       }
-      float mu[2], alpha[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        const float mn = fmaxf(m[r], mx[r]);
-        mu[r] = mn == -INFINITY ? 0.f : mn;  // a row with nothing visible yet: keep exp2 away from inf - inf
-        alpha[r] = exp2f(m[r] - mu[r]);
-        m[r] = mn;
-        l[r] *= alpha[r];
-      }
-#pragma unroll
-      for (int nt = 0; nt < BN / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[nt][e] = exp2f(s[nt][e] - mu[e >> 1]);
-          l[e >> 1] += s[nt][e];  // per-thread partial row sum; the quad is summed at the end
-        }
-#pragma unroll
-      for (int i = 0; i < DV / 8; ++i) {
-        o[i][0] *= alpha[0];
-        o[i][1] *= alpha[0];
-        o[i][2] *= alpha[1];
-        o[i][3] *= alpha[1];
-      }
+      online_softmax_step(s, mx, m, l, o);
       // O += P V, P split into bf16 hi + lo (see pack_bf16_split); the C fragments of key n-tiles 2kk, 2kk+1
       // are the A fragment of keys 16kk .. 16kk+15.
 #pragma unroll
