@@ -93,8 +93,8 @@ struct Traits {
   static constexpr int kDWaveBytes = (kDChunks * kDChunkBytes + 127) / 128 * 128;
   static constexpr int kDBytesPerWG = (kWaves * kDWaveBytes + 1023) / 1024 * 1024;
   // Scales per stage, laid out the same whether TMA or cp.async fills them: A, 16 bytes per row (a TMA box
-  // of 4 K blocks of the row-major [rows, K/128] matrix; the stage's own K block first); B, the tile's two
-  // 128-column scale blocks at +0 and +16 (a 4 x 2 box). 128-byte slots: TMA destinations.
+  // of the 4 K blocks [kb & ~3, +4) of the row-major [rows, K/128] matrix; the stage's own at (kb & 3) * 4);
+  // B, the tile's two 128-column scale blocks at +0 and +16 (a 4 x 2 box). 128-byte slots: TMA destinations.
   static constexpr int kSaBytes = BM * 16, kSbBytes = 128;
   static constexpr int kPerStage = kABytes + kBBytes + kSaBytes + kSbBytes + 16;  // + 2 barriers
   static constexpr int kFixed = kMathWG * kDBytesPerWG + 1024;                    // + alignment slack
@@ -297,35 +297,37 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           // (a second row past the group is loaded but never used; a box wholly past the tensor is skipped).
           const int32_t sb_row = g * p.nb_count + nb0;
           const bool sa_box = t.row0 < p.rows_total, sb_box = sb_row < p.groups * p.nb_count;
+          // Boxes entirely outside the tensor (a cluster partner past the M or N edge, M below half a tile)
+          // are not loaded: those rows/columns are never stored, and the barrier expects only the bytes
+          // actually requested (the same for every K block of the tile). Both CTAs of a pair compute the
+          // same multicast halves.
+          const int32_t b_rows = p.groups * p.n;
+          uint32_t bytes = 0;
+          if (p.mc == kMcA) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+              if (t.row0 + h * (BM / 2) < p.rows_total) bytes += T::kABytes / 2;
+          } else if (t.row0 < p.rows_total) {
+            bytes += T::kABytes;
+          }
+          if (p.mc == kMcB) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+              if (b_row + h * (BN / 2) < b_rows) bytes += T::kBBytes / 2;
+          } else if (b_row < b_rows) {
+            bytes += T::kBBytes;
+          }
+          if (p.scales_tma) bytes += (sa_box ? T::kSaBytes : 0) + (sb_box ? 32 : 0);
           for (int32_t kb = 0; kb < KB; ++kb) {
             const uint32_t full = bar_full + stage * 8;
             ptx::mbarrier_wait_parity(bar_empty + stage * 8, phase ^ 1);
             if (ptx::elect_one()) {
-              // Boxes entirely outside the tensor (a cluster partner past the M or N edge, M below half a
-              // tile) are not loaded: those rows/columns are never stored, and the barrier expects only
-              // the bytes actually requested. Both CTAs of a pair compute the same multicast halves.
               const uint32_t a_dst = sm_a + stage * T::kABytes, b_dst = sm_b + stage * T::kBBytes;
-              uint32_t bytes = 0;
-              if (p.mc == kMcA) {
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                  if (t.row0 + h * (BM / 2) < p.rows_total) bytes += T::kABytes / 2;
-              } else if (t.row0 < p.rows_total) {
-                bytes += T::kABytes;
-              }
-              const int32_t b_rows = p.groups * p.n;
-              if (p.mc == kMcB) {
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                  if (b_row + h * (BN / 2) < b_rows) bytes += T::kBBytes / 2;
-              } else if (b_row < b_rows) {
-                bytes += T::kBBytes;
-              }
-              if (p.scales_tma) bytes += (sa_box ? T::kSaBytes : 0) + (sb_box ? 32 : 0);
               ptx::mbarrier_arrive_expect_tx(full, bytes);
               if (p.scales_tma) {
-                if (sa_box) ptx::tma_load_2d(sm_sa + stage * T::kSaBytes, &tm_sa, full, kb, t.row0);
-                if (sb_box) ptx::tma_load_2d(sm_sb + stage * T::kSbBytes, &tm_sb, full, kb, sb_row);
+                // boxes start at a 16-byte-aligned K block (kb rounded down to 4); the consumer reads kb % 4
+                if (sa_box) ptx::tma_load_2d(sm_sa + stage * T::kSaBytes, &tm_sa, full, kb & ~3, t.row0);
+                if (sb_box) ptx::tma_load_2d(sm_sb + stage * T::kSbBytes, &tm_sb, full, kb & ~3, sb_row);
               }
               if (p.mc == kMcA) {
                 const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
@@ -345,13 +347,13 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
             if (!p.scales_tma) {
               // K/128 not a multiple of 4 (scale rows not 16-byte aligned for TMA): one 4-byte cp.async per
               // row, completing on the full barrier with the lane's arrival.
-              const uint32_t sa_dst = sm_sa + stage * T::kSaBytes + lane * 16;
-#pragma unroll 1
+              const uint32_t sa_dst = sm_sa + stage * T::kSaBytes + lane * 16 + (kb & 3) * 4;
+#pragma unroll
               for (int j = 0; j < BM / 32; ++j) {
                 const bool ok = 32 * j < sa_rows_left;
                 ptx::cp_async_4(sa_dst + 512 * j, ok ? sa_src + 32 * j * KB + kb : p.sa, ok);
               }
-              if (lane < 2) ptx::cp_async_4(sm_sb + stage * T::kSbBytes + lane * 16, sb_src + kb, nb < p.nb_count);
+              if (lane < 2) ptx::cp_async_4(sm_sb + stage * T::kSbBytes + lane * 16 + (kb & 3) * 4, sb_src + kb, nb < p.nb_count);
               ptx::cp_async_mbarrier_arrive_noinc(full);
             }
             if (++stage == S) stage = 0, phase ^= 1;
@@ -397,14 +399,14 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
         for (int32_t kb = 0; kb < KB; ++kb) {
           ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
           // Every shared read of the stage comes before its release on `empty`.
-          const uint32_t sa_stage = sm_sa + stage * T::kSaBytes;
+          const uint32_t sa_stage = sm_sa + stage * T::kSaBytes + (kb & 3) * 4, sb_stage = sm_sb + stage * T::kSbBytes + (kb & 3) * 4;
           float sa_lo[W], sa_hi[W];
 #pragma unroll
           for (int j = 0; j < W; ++j) {
             sa_lo[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j) * 16);
             sa_hi[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j + 8) * 16);
           }
-          const float sb0 = ld_shared_f32(sm_sb + stage * T::kSbBytes), sb1 = ld_shared_f32(sm_sb + stage * T::kSbBytes + 16);
+          const float sb0 = ld_shared_f32(sb_stage), sb1 = ld_shared_f32(sb_stage + 16);
           const uint64_t db = ptx::wgmma_desc_k128b(sm_b + stage * T::kBBytes);
 #pragma unroll
           for (int j = 0; j < W; ++j) {
