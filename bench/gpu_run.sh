@@ -8,7 +8,8 @@
 #   bash .gpu/wt-gemm/bench/gpu_run.sh [full|nosweep|nodg|final]
 # final: build, per-configuration smoke check (bench/gemm_check), DeepGEMM from a carried JIT cache
 # (.dg/dgcache.tar), bench:gemm, then the test suite in the time left.
-# v3: as final, plus (AB_SHAPES=i,j,...) bench:gemm with the scales forced onto the cp.async path.
+# v3: as final, plus (AB_SHAPES=i,j,...) bench:gemm with the scales forced onto the cp.async path and
+# (TRACE_SPECS="M,N,K[,config] ...") per-step clock64 traces of CTA 0.
 set -u
 MODE=${1:-full}
 BUDGET=${BUDGET:-560}
@@ -90,6 +91,11 @@ if [ "$MODE" = final ] || [ "$MODE" = v3 ]; then
     DSK_FP8_GEMM_SCALES=cpasync timeout 40 node dist/bench/gemm.js --no-cublas --shapes "$AB_SHAPES" --json "$L/gemm_cpasync.json" > "$L/ab.log" 2>&1
     stamp ab
   fi
+  # v3: clock64 traces of CTA 0 (bench/gemm_trace.ts) for TRACE_SPECS ("M,N,K[,config] ...")
+  if [ -n "${TRACE_SPECS:-}" ]; then
+    DSK_FP8_GEMM_TRACE=/tmp/trace.jsonl timeout 40 node dist/bench/gemm_trace.js --json "$L/trace.json" $TRACE_SPECS > "$L/trace.log" 2>&1
+    stamp traced
+  fi
   timeout 90 node dist/bench/gemm_check.js --timeout-ms 25000 > "$L/check.log" 2>&1
   stamp checked
   DSK_REQUIRE_CUDA=1 timeout 90 node node_modules/vitest/vitest.mjs run test/ops_fp8_gemm.test.ts > "$L/test.log" 2>&1
@@ -106,7 +112,8 @@ if [ "$MODE" = final ] || [ "$MODE" = v3 ]; then
   echo "===== bench"; grep -v "^row " "$L/bench.log" | tail -32 | cut -c1-260
   echo "===== tests"; grep -E "×|Test Files|Tests |FAIL|AssertionError" "$L/test.log" | cut -c1-240 | tail -20
   echo "===== ptxas"; grep -c "0 bytes spill stores" "$L/ptxas.txt"; grep -v " 0 bytes spill stores" "$L/ptxas.txt" | grep spill | cut -c1-200 | head
-  echo "===== ab (scales by cp.async)"; grep -v "^row " "$L/ab.log" 2>/dev/null | tail -8 | cut -c1-200
+  echo "===== ab (scales by cp.async)"; grep -v "^row " "$L/ab.log" 2>/dev/null | tail -28 | cut -c1-100
+  echo "===== trace"; cut -c1-400 "$L/trace.log" 2>/dev/null | tail -8
   echo "===== sweep"; grep -v "^row " "$L/sweep.log" 2>/dev/null | cut -c1-200 | tail -30
   exit 0
 fi

@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -37,6 +38,7 @@
 #include "../../../ptx/fence.h"
 #include "../../../ptx/mbarrier.h"
 #include "../../../ptx/stmatrix.h"
+#include "../../../ptx/timer.h"
 #include "../../../ptx/tma.h"
 #include "../../../ptx/wgmma.h"
 #include "../../core/dtype.h"
@@ -63,7 +65,16 @@ struct Params {
   int32_t kb_count;  // K / 128
   int32_t nb_count;  // ceil(N / 128)
   int32_t scales_tma;  // 1: scales by TMA (K/128 % 4 == 0: 16-byte row pitch); 0: by cp.async
+  uint64_t* trace;     // null, or kTraceWords clock64 stamps of CTA 0 (DSK_FP8_GEMM_TRACE, a diagnostic)
 };
+
+// Trace layout (CTA 0 only): [0..3] clock64 and %globaltimer at start and at the math warps' exit; per
+// pipeline step i (K block of a tile, in order) the producer's stamps after the empty wait and after
+// issuing, and the first math thread's after the full wait, after wgmma.wait_group and after promotion;
+// per tile the first math thread's stamps around its epilogue.
+constexpr int kTraceSteps = 1024, kTraceTiles = 256;
+constexpr int kTraceProd = 16, kTraceCons = kTraceProd + 2 * kTraceSteps, kTraceTile = kTraceCons + 3 * kTraceSteps;
+constexpr int kTraceWords = kTraceTile + 2 * kTraceTiles;
 
 constexpr int kSmemLimit = 232448;  // opt-in dynamic shared memory per block on sm_90
 constexpr int kBand = 8;            // units per raster band along N
@@ -92,9 +103,13 @@ struct Traits {
   static constexpr int kDChunkBytes = 64 * kDChunkCols * 2;
   static constexpr int kDWaveBytes = (kDChunks * kDChunkBytes + 127) / 128 * 128;
   static constexpr int kDBytesPerWG = (kWaves * kDWaveBytes + 1023) / 1024 * 1024;
-  // Scales per stage, laid out the same whether TMA or cp.async fills them: A, 16 bytes per row (a TMA box
-  // of the 4 K blocks [kb & ~3, +4) of the row-major [rows, K/128] matrix; the stage's own at (kb & 3) * 4);
-  // B, the tile's two 128-column scale blocks at +0 and +16 (a 4 x 2 box). 128-byte slots: TMA destinations.
+  // Scale slots (S of them), laid out the same whether TMA or cp.async fills them: A, 16 bytes per row (K
+  // blocks [kb & ~3, +4) of the row-major [rows, K/128] matrix, K block kb at (kb & 3) * 4); B, the tile's two
+  // 128-column scale blocks at +0 and +16. 128-byte slots: TMA destinations. By TMA (K/128 % 4 == 0) one
+  // A box (BM rows x 16 B) and one B box (2 x 16 B) load 4 K blocks into slot `sslot`, which advances every
+  // 4 K blocks: a quarter of the TMA row requests of one box per stage. Reuse is safe: slot q is rewritten
+  // 4S stages after it was filled, and the producer is then at most S stages ahead of the consumer. By
+  // cp.async (other K) each stage's K block lands in the slot of its stage.
   static constexpr int kSaBytes = BM * 16, kSbBytes = 128;
   static constexpr int kPerStage = kABytes + kBBytes + kSaBytes + kSbBytes + 16;  // + 2 barriers
   static constexpr int kFixed = kMathWG * kDBytesPerWG + 1024;                    // + alignment slack
@@ -248,6 +263,10 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
   const uint32_t rank = cs == 2 ? ptx::cluster_ctarank() : 0u;
   const int32_t cluster_id = static_cast<int32_t>(blockIdx.x / cs), num_clusters = static_cast<int32_t>(gridDim.x / cs);
   const int32_t KB = p.kb_count;
+  // m128n128 has no register to spare for the trace (ptxas: 40 bytes of spills): traced kernels are the others.
+  constexpr bool kTraced = !(BM == 128 && BN == 128);
+  uint64_t* const tr = kTraced && blockIdx.x == 0 ? p.trace : nullptr;
+  if (tr && threadIdx.x == 0) tr[0] = clock64(), tr[1] = ptx::globaltimer_ns();
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
@@ -273,7 +292,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     // ---------------- producer warpgroup ----------------
     if (warp == T::kMathWG * 4) {
       Scheduler<BM, BN> sched(p);
-      int32_t stage = 0;
+      int32_t stage = 0, sslot = S - 1, tstep = 0;
       uint32_t phase = 0;
       for (int32_t u = cluster_id;; u += num_clusters) {
         Tile t;
@@ -317,17 +336,21 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           } else if (b_row < b_rows) {
             bytes += T::kBBytes;
           }
-          if (p.scales_tma) bytes += (sa_box ? T::kSaBytes : 0) + (sb_box ? 32 : 0);
+          const uint32_t scale_bytes = p.scales_tma ? (sa_box ? T::kSaBytes : 0) + (sb_box ? 32 : 0) : 0;
           for (int32_t kb = 0; kb < KB; ++kb) {
             const uint32_t full = bar_full + stage * 8;
+            const bool scales_now = p.scales_tma && (kb & 3) == 0;
+            if (scales_now) sslot = sslot + 1 == S ? 0 : sslot + 1;
             ptx::mbarrier_wait_parity(bar_empty + stage * 8, phase ^ 1);
+            const bool stamp = tr && lane == 0 && tstep < kTraceSteps;
+            if (stamp) tr[kTraceProd + 2 * tstep] = clock64();
             if (ptx::elect_one()) {
               const uint32_t a_dst = sm_a + stage * T::kABytes, b_dst = sm_b + stage * T::kBBytes;
-              ptx::mbarrier_arrive_expect_tx(full, bytes);
-              if (p.scales_tma) {
-                // boxes start at a 16-byte-aligned K block (kb rounded down to 4); the consumer reads kb % 4
-                if (sa_box) ptx::tma_load_2d(sm_sa + stage * T::kSaBytes, &tm_sa, full, kb & ~3, t.row0);
-                if (sb_box) ptx::tma_load_2d(sm_sb + stage * T::kSbBytes, &tm_sb, full, kb & ~3, sb_row);
+              ptx::mbarrier_arrive_expect_tx(full, bytes + (scales_now ? scale_bytes : 0));
+              if (scales_now) {
+                // K blocks [kb, kb + 4): the box starts 16-byte aligned (an unaligned start faults)
+                if (sa_box) ptx::tma_load_2d(sm_sa + sslot * T::kSaBytes, &tm_sa, full, kb, t.row0);
+                if (sb_box) ptx::tma_load_2d(sm_sb + sslot * T::kSbBytes, &tm_sb, full, kb, sb_row);
               }
               if (p.mc == kMcA) {
                 const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
@@ -356,6 +379,8 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
               if (lane < 2) ptx::cp_async_4(sm_sb + stage * T::kSbBytes + lane * 16 + (kb & 3) * 4, sb_src + kb, nb < p.nb_count);
               ptx::cp_async_mbarrier_arrive_noinc(full);
             }
+            if (stamp) tr[kTraceProd + 2 * tstep + 1] = clock64();
+            ++tstep;
             if (++stage == S) stage = 0, phase ^= 1;
           }
           if (p.kind != Fp8GemmKind::Contiguous) break;
@@ -374,9 +399,11 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
 #pragma unroll
     for (int i = 0; i < BN / 2; ++i) part[i] = 0.0f;
     Scheduler<BM, BN> sched(p);
-    int32_t stage = 0;
+    int32_t stage = 0, sslot = S - 1, tstep = 0, ttile = 0;
     uint32_t phase = 0;
     bool store_pending = false;
+    // the first math thread of CTA 0 stamps (the pointer re-read from the parameters: no register held)
+#define DSK_TRM (kTraced && p.trace != nullptr && threadIdx.x == 0 && blockIdx.x == 0 ? p.trace : nullptr)
 
     for (int32_t u = cluster_id;; u += num_clusters) {
       Tile t;
@@ -398,8 +425,11 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
 
         for (int32_t kb = 0; kb < KB; ++kb) {
           ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
+          if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep] = clock64();
           // Every shared read of the stage comes before its release on `empty`.
-          const uint32_t sa_stage = sm_sa + stage * T::kSaBytes + (kb & 3) * 4, sb_stage = sm_sb + stage * T::kSbBytes + (kb & 3) * 4;
+          if (p.scales_tma && (kb & 3) == 0) sslot = sslot + 1 == S ? 0 : sslot + 1;
+          const int32_t slot = p.scales_tma ? sslot : stage;
+          const uint32_t sa_stage = sm_sa + slot * T::kSaBytes + (kb & 3) * 4, sb_stage = sm_sb + slot * T::kSbBytes + (kb & 3) * 4;
           float sa_lo[W], sa_hi[W];
 #pragma unroll
           for (int j = 0; j < W; ++j) {
@@ -422,6 +452,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
             ptx::wgmma_wait<0>();
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+            if (j == W - 1 && DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
             if (j == W - 1 && lane == 0) {
               ptx::mbarrier_arrive(bar_empty + stage * 8);
               if (cs == 2) ptx::mbarrier_arrive_cluster(bar_empty + stage * 8, rank ^ 1u);
@@ -437,8 +468,11 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
               acc[j][4 * i + 3] += part[4 * i + 3] * s_hi;
             }
           }
+          if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
+          ++tstep;
           if (++stage == S) stage = 0, phase ^= 1;
         }
+        if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile] = clock64();
 
         // ---- epilogue: this warpgroup's rows, one 64-row wave at a time ----
         uint32_t mask[BM / 32];
@@ -522,11 +556,15 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
             store_pending = true;
           }
         }
+        if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile + 1] = clock64();
+        ++ttile;
         if (p.kind != Fp8GemmKind::Contiguous) break;
         prev = g;
       }
     }
     if (wt == 0 && store_pending) ptx::tma_store_wait<0>();
+    if (DSK_TRM) DSK_TRM[2] = clock64(), DSK_TRM[3] = ptx::globaltimer_ns();
+#undef DSK_TRM
   }
 
   // The cluster peer may still multicast into this CTA's ring or arrive on its barriers until it is done.
@@ -697,34 +735,39 @@ bool prepare(int device, int k, int sm_count, int& max1, int& max2) {
 
 // ---- the heuristic: a small cost model over the curated configurations ----
 //
-// Per CTA tile: tensor time (BM x BN x K x 2 at the SM's share of the FP8 peak, with an efficiency for one
-// math warpgroup and for narrow N), the shared-memory fill it needs from L2 (A halved by an A pair, B by a
-// B pair) against a per-SM and an aggregate L2 rate, and the bf16 store. Units are packed into waves over
-// the clusters that fit; the whole is floored by the DRAM time of the unique bytes.
+// Measured (v3 sweep, bench/data/fp8_gemm_h100_v3_sweep.json): one K block of one tile costs a nearly fixed
+// time per kernel, almost independent of BN (the main loop is latency-bound, not tensor-bound), e.g. 0.32 us
+// for m64n32 and 0.59 us for m128n128 per wave of tiles at 4096x7168x16384. So: waves of tiles over the
+// clusters that fit x (K blocks x that time + a per-tile cost), floored by the DRAM time of the unique bytes
+// at the ~2.2 TB/s the memory-bound shapes reach with the L2 flushed. Near-ties go to the larger BN (fewer
+// tiles: the memory-bound shapes measured better with them).
+double us_per_k_block(int bm, int bn) {
+  if (bm == 64) return bn <= 16 ? 0.34 : bn <= 32 ? 0.32 : bn <= 56 ? 0.333 : bn <= 96 ? 0.37 : 0.40;
+  return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : 0.59;
+}
+
 double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   const KernelInfo& ki = kernels()[c.kernel];
   const double bm = ki.bm, bn = ki.bn, K = static_cast<double>(p.k);
   const int cs = c.mc == kMcNone ? 1 : 2;
-  const double rows = p.kind == Fp8GemmKind::Masked ? static_cast<double>(p.m) : static_cast<double>(p.m);
+  const double rows = static_cast<double>(p.m);
   const double groups = p.kind == Fp8GemmKind::Masked ? static_cast<double>(p.groups) : 1.0;
   const double mb = std::ceil(rows / bm), nb = std::ceil(static_cast<double>(p.n) / bn);
   const double um = c.mc == kMcB ? std::ceil(mb / 2) : mb, un = c.mc == kMcA ? std::ceil(nb / 2) : nb;
   const double units = um * un * groups;
   const double clusters = std::max(1, sm_count / cs);
   const double waves = std::ceil(units / clusters);
-  const double active = std::min(units * cs, clusters * cs);
-  const double peak_sm = 1.9e15 / 132.0;  // FP8 dense flop/s per SM
-  double eff = ki.bm == 128 ? 0.86 : 0.62;
-  eff *= bn / (bn + 24.0);
-  const double t_mma = bm * bn * K * 2.0 / (peak_sm * eff);
-  const double fill = bm * K / (c.mc == kMcA ? 2.0 : 1.0) + bn * K / (c.mc == kMcB ? 2.0 : 1.0);
-  const double t_fill = std::max(fill / 60e9, fill * active / 5.5e12);
-  const double t_store = bm * bn * 2.0 / 25e9;
-  const double t_unit = std::max(t_mma, t_fill) + 0.35 * t_store + 0.6e-6;
-  double t = waves * t_unit;
-  const double bytes = rows * groups * K + static_cast<double>(p.n) * K * groups + rows * groups * static_cast<double>(p.n) * 2.0;
-  t = std::max(t, bytes / 3.0e12);
-  return t * 1e6;
+  const double mc_gain = c.mc != kMcNone && waves >= 2 ? 0.97 : 1.0;  // measured 3-4% on multi-wave shapes
+  const double t_unit = K / 128.0 * us_per_k_block(ki.bm, ki.bn) * mc_gain + 1.0;
+  const double all_rows = rows * groups, b_groups = p.kind == Fp8GemmKind::Normal ? 1.0 : static_cast<double>(p.groups);
+  const double bytes = all_rows * K + static_cast<double>(p.n) * K * b_groups + all_rows * static_cast<double>(p.n) * 2.0;
+  const double t = std::max(waves * t_unit, bytes / 2.2e12 * 1e6) + 1.5;
+  // Tie-breaks of a few percent: the larger BN; in a single wave an A pair, or a B pair over exactly two M
+  // blocks (measured best at 128x7168x16384).
+  double tie = 1.0 - 0.001 * bn;
+  if (waves == 1 && c.mc == kMcA) tie *= 0.99;
+  if (waves == 1 && c.mc == kMcB && mb == 2) tie *= 0.98;
+  return t * tie;
 }
 
 }  // namespace
@@ -765,6 +808,50 @@ int pick_config(const Fp8GemmProblem& p, int sm_count) {
 }
 
 int resolve_config(const Fp8GemmProblem& p, int cfg) { return effective_config(p, cfg); }
+
+namespace {
+
+// DSK_FP8_GEMM_TRACE=<file> (a diagnostic, bench/gemm_trace.ts): CTA 0 of each launch outside graph capture
+// records clock64 stamps (kernel layout above); the launch is then synchronized and the stamps appended
+// to <file> as one JSON line.
+const char* trace_path() {
+  static const char* path = [] {
+    const char* e = std::getenv("DSK_FP8_GEMM_TRACE");
+    return e && *e ? e : static_cast<const char*>(nullptr);
+  }();
+  return path;
+}
+
+uint64_t* trace_buffer(int device, cudaStream_t stream) {
+  static uint64_t* bufs[64] = {};
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &cap) != cudaSuccess || cap != cudaStreamCaptureStatusNone) return nullptr;
+  uint64_t*& b = bufs[device & 63];
+  if (!b && cudaMalloc(&b, kTraceWords * sizeof(uint64_t)) != cudaSuccess) {
+    b = nullptr;
+    return nullptr;
+  }
+  if (cudaMemsetAsync(b, 0, kTraceWords * sizeof(uint64_t), stream) != cudaSuccess) return nullptr;
+  return b;
+}
+
+void trace_dump(const char* path, const uint64_t* dev, cudaStream_t stream, const Fp8GemmProblem& p, const Config& c, const KernelInfo& ki,
+                int64_t ctas) {
+  std::vector<uint64_t> h(kTraceWords);
+  if (cudaMemcpyAsync(h.data(), dev, h.size() * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream) != cudaSuccess ||
+      cudaStreamSynchronize(stream) != cudaSuccess)
+    return;
+  FILE* f = std::fopen(path, "a");
+  if (!f) return;
+  std::fprintf(f, "{\"kind\":%d,\"groups\":%d,\"m\":%lld,\"n\":%lld,\"k\":%lld,\"config\":\"%s\",\"stages\":%d,\"ctas\":%lld,\"prod\":%d,\"cons\":%d,\"tile\":%d,\"w\":[",
+               static_cast<int>(p.kind), static_cast<int>(p.groups), static_cast<long long>(p.m), static_cast<long long>(p.n), static_cast<long long>(p.k),
+               c.name.c_str(), ki.stages, static_cast<long long>(ctas), kTraceProd, kTraceCons, kTraceTile);
+  for (int i = 0; i < kTraceWords; ++i) std::fprintf(f, i ? ",%llu" : "%llu", static_cast<unsigned long long>(h[i]));
+  std::fprintf(f, "]}\n");
+  std::fclose(f);
+}
+
+}  // namespace
 
 void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_t stream) {
   cfg = effective_config(p, cfg);
@@ -821,6 +908,8 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   kp.kb_count = static_cast<int32_t>(p.k / 128);
   kp.nb_count = static_cast<int32_t>(nb_count);
   kp.scales_tma = scales_tma ? 1 : 0;
+  const char* tpath = trace_path();
+  kp.trace = tpath ? trace_buffer(device, stream) : nullptr;
 
   int64_t clusters = cs == 2 ? max2 : max1;
   if (p.kind != Fp8GemmKind::Masked) {
@@ -831,6 +920,7 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   if (clusters < 1) clusters = 1;
   cudaError_t e = ki.launch(dim3(static_cast<unsigned>(clusters * cs)), cs, stream, maps, kp);
   if (e != cudaSuccess) fail(std::string("launch failed: ") + cudaGetErrorString(e), e);
+  if (kp.trace) trace_dump(tpath, kp.trace, stream, p, c, ki, clusters * cs);
 }
 
 }  // namespace dsk::cuda::sm90
