@@ -1,11 +1,14 @@
 // Hopper FP8 block-scaled GEMM: warp-specialized TMA producer + WGMMA math warpgroups, persistent grid.
 //
-// One CTA = 1 producer warpgroup + BM/64 math warpgroups (each owns 64 rows of the BM x BN tile).
-//  - Producer (warp 0 of the last warpgroup): per 128-wide K block, lane 0 issues the TMA loads of the A
-//    tile (BM x 128 B) and the B tile (BN x 128 B) into a stage of the shared-memory ring; all 32 lanes
-//    copy that K block's A scales (BM floats of the row-major [rows, K/128] scale matrix, a column, so a
-//    strided gather: cp.async of 4 bytes each) and the tile's two B scales, and arrive on the stage's
-//    `full` barrier when their copies land (cp.async.mbarrier.arrive.noinc). No transpose pass is needed.
+// One CTA = BM/64 math warpgroups (each owns 64 rows of the BM x BN tile) + a producer warp (alone in the
+// last warpgroup: 256 threads with BM 64, 288 with BM 128).
+//  - Producer: per 128-wide K block, lane 0 issues the TMA loads of the A tile (BM x 128 B) and the B tile
+//    (BN x 128 B) into a stage of the shared-memory ring, completing on the stage's `full` barrier. The
+//    scales come from the row-major [rows, K/128] (A) and [groups, N/128, K/128] (B) matrices, no transpose
+//    pass: by TMA, every 4th K block, one box of BM rows x 4 K blocks (16 B per row) and one of the tile's
+//    two B-scale rows x 4 K blocks, into a ring of scale slots (needs K/128 % 4 == 0; the host picks it where it measured
+//    faster); otherwise all 32 lanes copy the K block's scales with 4-byte cp.async and arrive on `full`
+//    when they land (cp.async.mbarrier.arrive.noinc).
 //  - Math warpgroups: wait `full`, issue 4 WGMMAs m64nBNk32 (e4m3, fp32 accumulate) into a partial
 //    accumulator, wait for them, release the stage on `empty` (also on the cluster peer's barrier when the
 //    stage was filled by multicast), then promote: acc += partial * aScale[row] * bScale[col block] on the
@@ -761,12 +764,17 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   const double t_unit = K / 128.0 * us_per_k_block(ki.bm, ki.bn) * mc_gain + 1.0;
   const double all_rows = rows * groups, b_groups = p.kind == Fp8GemmKind::Normal ? 1.0 : static_cast<double>(p.groups);
   const double bytes = all_rows * K + static_cast<double>(p.n) * K * b_groups + all_rows * static_cast<double>(p.n) * 2.0;
-  const double t = std::max(waves * t_unit, bytes / 2.2e12 * 1e6) + 1.5;
-  // Tie-breaks of a few percent: the larger BN; in a single wave an A pair, or a B pair over exactly two M
-  // blocks (measured best at 128x7168x16384).
+  const double t_loop = waves * t_unit, t_dram = bytes / 2.2e12 * 1e6;
+  const double t = std::max(t_loop, t_dram) + 1.5;
+  // Tie-breaks of a few percent (v3 sweep): the larger BN; in a single wave, a pair when the loop clearly
+  // bounds the time (A pair; B pair over exactly two M blocks), none when DRAM nearly does (m64n128 beat its
+  // pairs there).
   double tie = 1.0 - 0.001 * bn;
-  if (waves == 1 && c.mc == kMcA) tie *= 0.99;
-  if (waves == 1 && c.mc == kMcB && mb == 2) tie *= 0.98;
+  if (waves == 1 && c.mc != kMcNone) {
+    if (t_loop <= 1.2 * t_dram) tie *= 1.01;
+    else if (c.mc == kMcA) tie *= 0.99;
+    else if (mb == 2) tie *= 0.98;
+  }
   return t * tie;
 }
 
@@ -881,7 +889,10 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
     return e && std::strcmp(e, "cpasync") == 0;
   }();
   const int64_t kb_count = p.k / 128, nb_count = (p.n + 127) / 128;
-  const bool scales_tma = kb_count % 4 == 0 && !force_cpasync && reinterpret_cast<uintptr_t>(p.sa) % 16 == 0 &&
+  // Measured (v3, same run): TMA scales win where K/128 % 8 == 0 (K = 2048, 7168, 16384: up to 12%) and at
+  // K = 512 with many rows; cp.async wins at K = 1536 (K/128 = 12: 0.5-7%) and at K = 512 with one M block.
+  const bool tma_wins = kb_count % 8 == 0 || (kb_count == 4 && rows_total >= 1024);
+  const bool scales_tma = kb_count % 4 == 0 && tma_wins && !force_cpasync && reinterpret_cast<uintptr_t>(p.sa) % 16 == 0 &&
                           reinterpret_cast<uintptr_t>(p.sb) % 16 == 0;
   if (ok && scales_tma)
     ok = make_map(tsa, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, p.sa, static_cast<uint64_t>(rows_total), static_cast<uint64_t>(kb_count), static_cast<uint32_t>(ki.bm),
