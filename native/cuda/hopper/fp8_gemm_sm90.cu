@@ -81,11 +81,11 @@ constexpr int kTraceWords = kTraceTile + 2 * kTraceTiles;
 
 constexpr int kSmemLimit = 232448;  // opt-in dynamic shared memory per block on sm_90
 constexpr int kBand = 8;            // units per raster band along N
-// Two math warpgroups run with a single producer warp (288 threads) and no setmaxnreg: ptxas allocates the
-// math region under the launch-bound cap (168 registers here as with 384 threads; with 384 threads and
-// setmaxnreg 72/216 the math region's spills did not move with the budget, -Xptxas -v), so the extra
-// producer warps bought nothing. BM 256 (two waves per warpgroup) fits that cap only up to BN 64, which
-// reads as many L2 bytes per FLOP as BM 128 x BN 128: not instantiated.
+// Two math warpgroups run with a single producer warp (288 threads) and no setmaxnreg: every region gets the
+// launch-bound cap of 168 registers, enough up to BM 128 x BN 128. BM 256 x BN 128 (two waves per warpgroup,
+// the wave loop below) needs 384 threads with setmaxnreg 40/232; ptxas only keeps the raised budget for the
+// math branch when the final TMA-store wait sits after the role branches, and the producer must then fit 40
+// registers (bench/NOTES.md, "Registers"). Not instantiated yet.
 
 template <int BM, int BN>
 struct Traits {
