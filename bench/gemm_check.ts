@@ -70,7 +70,7 @@ const CASES: Case[] = [
     name: 'masked 4 groups (0, 320, 129, 64 of 320) n=2112',
     make: () => {
       const masked = [0, 320, 129, 64];
-      const o = operands([4, 320, 384], [4, 2112, 384], 9);
+      const o = operands([4, 320, 1024], [4, 2112, 1024], 9);
       const mm = dsk.tensor(masked, { dtype: 'i32' });
       return {
         n: 2112,

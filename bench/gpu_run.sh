@@ -8,6 +8,8 @@
 #   bash .gpu/wt-gemm/bench/gpu_run.sh [full|nosweep|nodg|final]
 # final: build, per-configuration smoke check (bench/gemm_check), DeepGEMM from a carried JIT cache
 # (.dg/dgcache.tar), bench:gemm, then the test suite in the time left.
+# v3: as final, plus (AB_SHAPES=i,j,...) bench:gemm with the scales forced onto the cp.async path and
+# (TRACE_SPECS="M,N,K[,config] ...") per-step clock64 traces of CTA 0.
 set -u
 MODE=${1:-full}
 BUDGET=${BUDGET:-560}
@@ -32,7 +34,7 @@ if [ "$MODE" != nodg ]; then
     ln -sf $DG/third-party/cutlass/include/cute $DG/deep_gemm/include/cute
     if [ -f "$W/.dg/dgcache.tar" ]; then tar -xf "$W/.dg/dgcache.tar" -C "$HOME"; fi
     cd "$W/bench"
-    if [ "$MODE" != final ]; then
+    if [ "$MODE" != final ] && [ "$MODE" != v3 ]; then
       for p in 0 1 2 3 4 5 6 7; do PYTHONPATH=$DG:$W/.dg python3 deepgemm_side.py warm $p 8 > "$L/dgwarm$p.log" 2>&1 & done
     fi
     wait
@@ -77,13 +79,23 @@ H=$(find / -name cublasLt.h 2>/dev/null | head -1)
 [ -n "$H" ] && grep -nE "SCALE_MODE =|_SCALE_POINTER =|SCALE_VEC128_32F|SCALE_BLK128x128_32F|DESC_TRANSA =" "$H" > "$L/cublaslt_enums.txt"
 echo "cublasLt: $DSK_CUBLASLT header: $H" >> "$L/cublaslt_enums.txt"
 
-if [ "$MODE" = final ]; then
+if [ "$MODE" = final ] || [ "$MODE" = v3 ]; then
   wait $DGW
   (cd bench && PYTHONPATH=$DG:$W/.dg timeout 60 python3 deepgemm_side.py time "$L/dg.json" > "$L/dg.log" 2>&1)
   [ -s "$L/dg.json" ] || cp "$W/.dg/dg_call1.json" "$L/dg.json"
   stamp dg-timed
   timeout 120 node dist/bench/gemm.js --json "$L/gemm.json" --deepgemm "$L/dg.json" > "$L/bench.log" 2>&1
   stamp benched
+  # v3: the scale-path A/B (cp.async forced) on AB_SHAPES, in the same session as the bench above
+  if [ -n "${AB_SHAPES:-}" ]; then
+    DSK_FP8_GEMM_SCALES=cpasync timeout 40 node dist/bench/gemm.js --no-cublas --shapes "$AB_SHAPES" --json "$L/gemm_cpasync.json" > "$L/ab.log" 2>&1
+    stamp ab
+  fi
+  # v3: clock64 traces of CTA 0 (bench/gemm_trace.ts) for TRACE_SPECS ("M,N,K[,config] ...")
+  if [ -n "${TRACE_SPECS:-}" ]; then
+    DSK_FP8_GEMM_TRACE=/tmp/trace.jsonl timeout 40 node dist/bench/gemm_trace.js --json "$L/trace.json" $TRACE_SPECS > "$L/trace.log" 2>&1
+    stamp traced
+  fi
   timeout 90 node dist/bench/gemm_check.js --timeout-ms 25000 > "$L/check.log" 2>&1
   stamp checked
   DSK_REQUIRE_CUDA=1 timeout 90 node node_modules/vitest/vitest.mjs run test/ops_fp8_gemm.test.ts > "$L/test.log" 2>&1
@@ -99,6 +111,9 @@ if [ "$MODE" = final ]; then
   echo "===== deepgemm"; grep -c us "$L/dg.log"
   echo "===== bench"; grep -v "^row " "$L/bench.log" | tail -32 | cut -c1-260
   echo "===== tests"; grep -E "×|Test Files|Tests |FAIL|AssertionError" "$L/test.log" | cut -c1-240 | tail -20
+  echo "===== ptxas"; grep -c "0 bytes spill stores" "$L/ptxas.txt"; grep -v " 0 bytes spill stores" "$L/ptxas.txt" | grep spill | cut -c1-200 | head
+  echo "===== ab (scales by cp.async)"; grep -v "^row " "$L/ab.log" 2>/dev/null | tail -28 | cut -c1-100
+  echo "===== trace"; cut -c1-400 "$L/trace.log" 2>/dev/null | tail -8
   echo "===== sweep"; grep -v "^row " "$L/sweep.log" 2>/dev/null | cut -c1-200 | tail -30
   exit 0
 fi

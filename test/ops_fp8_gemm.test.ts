@@ -243,12 +243,15 @@ describe.runIf(hasCuda)('fp8 GEMM kernel configurations on cuda:0', () => {
     if (cc === '9.0') expect(configs.length).toBeGreaterThan(1);
   });
 
+  // Scales by TMA where K/128 % 8 == 0 (K = 1024 here, and K = 512 with >= 1024 rows), by cp.async
+  // otherwise (K = 128, 256, 512 here): every configuration runs both paths.
   const shapes: [number, number, number][] = [
     [1, 112, 128],
-    [65, 2112, 256],
+    [65, 2112, 1024],
     [200, 160, 512],
     [4095, 7168, 256],
     [257, 32768, 512],
+    [1100, 160, 512],
   ];
 
   // Each configuration is checked on every shape and the failures are listed together, so one run on the
@@ -281,7 +284,8 @@ describe.runIf(hasCuda)('fp8 GEMM kernel configurations on cuda:0', () => {
   });
 
   it('grouped contiguous and masked, every configuration, untouched rows kept', async () => {
-    const G = 4, n = 2112, k = 384;
+    // K = 1024 (K/128 % 8 == 0): scales by TMA; the unaligned case below (K = 256) takes the cp.async path
+    const G = 4, n = 2112, k = 1024;
     const sizes = [300, 0, 128, 5];
     const idx: number[] = [];
     sizes.forEach((s, g) => {

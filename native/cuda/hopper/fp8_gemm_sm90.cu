@@ -1,11 +1,14 @@
 // Hopper FP8 block-scaled GEMM: warp-specialized TMA producer + WGMMA math warpgroups, persistent grid.
 //
-// One CTA = 1 producer warpgroup + BM/64 math warpgroups (each owns 64 rows of the BM x BN tile).
-//  - Producer (warp 0 of the last warpgroup): per 128-wide K block, lane 0 issues the TMA loads of the A
-//    tile (BM x 128 B) and the B tile (BN x 128 B) into a stage of the shared-memory ring; all 32 lanes
-//    copy that K block's A scales (BM floats of the row-major [rows, K/128] scale matrix, a column, so a
-//    strided gather: cp.async of 4 bytes each) and the tile's two B scales, and arrive on the stage's
-//    `full` barrier when their copies land (cp.async.mbarrier.arrive.noinc). No transpose pass is needed.
+// One CTA = BM/64 math warpgroups (each owns 64 rows of the BM x BN tile) + a producer warp (alone in the
+// last warpgroup: 256 threads with BM 64, 288 with BM 128).
+//  - Producer: per 128-wide K block, lane 0 issues the TMA loads of the A tile (BM x 128 B) and the B tile
+//    (BN x 128 B) into a stage of the shared-memory ring, completing on the stage's `full` barrier. The
+//    scales come from the row-major [rows, K/128] (A) and [groups, N/128, K/128] (B) matrices, no transpose
+//    pass: by TMA, every 4th K block, one box of BM rows x 4 K blocks (16 B per row) and one of the tile's
+//    two B-scale rows x 4 K blocks, into a ring of scale slots (needs K/128 % 4 == 0; the host picks it where it measured
+//    faster); otherwise all 32 lanes copy the K block's scales with 4-byte cp.async and arrive on `full`
+//    when they land (cp.async.mbarrier.arrive.noinc).
 //  - Math warpgroups: wait `full`, issue 4 WGMMAs m64nBNk32 (e4m3, fp32 accumulate) into a partial
 //    accumulator, wait for them, release the stage on `empty` (also on the cluster peer's barrier when the
 //    stage was filled by multicast), then promote: acc += partial * aScale[row] * bScale[col block] on the
@@ -26,6 +29,8 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -35,8 +40,8 @@
 #include "../../../ptx/elect.h"
 #include "../../../ptx/fence.h"
 #include "../../../ptx/mbarrier.h"
-#include "../../../ptx/setmaxnreg.h"
 #include "../../../ptx/stmatrix.h"
+#include "../../../ptx/timer.h"
 #include "../../../ptx/tma.h"
 #include "../../../ptx/wgmma.h"
 #include "../../core/dtype.h"
@@ -62,32 +67,54 @@ struct Params {
   int32_t rows_total;
   int32_t kb_count;  // K / 128
   int32_t nb_count;  // ceil(N / 128)
+  int32_t scales_tma;  // 1: scales by TMA (K/128 % 4 == 0: 16-byte row pitch); 0: by cp.async
+  uint64_t* trace;     // null, or kTraceWords clock64 stamps of CTA 0 (DSK_FP8_GEMM_TRACE, a diagnostic)
 };
+
+// Trace layout (CTA 0 only): [0..3] clock64 and %globaltimer at start and at the math warps' exit; per
+// pipeline step i (K block of a tile, in order) the producer's stamps after the empty wait and after
+// issuing, and the first math thread's after the full wait, after wgmma.wait_group and after promotion;
+// per tile the first math thread's stamps around its epilogue.
+constexpr int kTraceSteps = 1024, kTraceTiles = 256;
+constexpr int kTraceProd = 16, kTraceCons = kTraceProd + 2 * kTraceSteps, kTraceTile = kTraceCons + 3 * kTraceSteps;
+constexpr int kTraceWords = kTraceTile + 2 * kTraceTiles;
 
 constexpr int kSmemLimit = 232448;  // opt-in dynamic shared memory per block on sm_90
 constexpr int kBand = 8;            // units per raster band along N
-// setmaxnreg budgets with two math warpgroups (384 threads): 128*72 + 256*216 = 64512, the 384*168 allocated
-// at launch (DeepGEMM splits it 40/232). Our producer's generic scheduler needs more than 40 registers, and
-// the math warpgroups fit 216 up to BN = 128 (ptxas -v: no spills); BN 144 and up would spill.
-constexpr int kProducerRegs = 72, kMathRegs = 216;
+// Two math warpgroups run with a single producer warp (288 threads) and no setmaxnreg: every region gets the
+// launch-bound cap of 168 registers, enough up to BM 128 x BN 128. BM 256 x BN 128 (two waves per warpgroup,
+// the wave loop below) needs 384 threads with setmaxnreg 40/232; ptxas only keeps the raised budget for the
+// math branch when the final TMA-store wait sits after the role branches, and the producer must then fit 40
+// registers (bench/NOTES.md, "Registers"). Not instantiated yet.
 
 template <int BM, int BN>
 struct Traits {
-  static_assert(BM == 64 || BM == 128, "BM is 64 (one math warpgroup) or 128 (two)");
-  static_assert(BN % 8 == 0 && BN >= 16 && BN <= (BM == 128 ? 128 : 192), "BN is a multiple of 8 in [16, 192] (128 with two math warpgroups)");
-  static constexpr int kMathWG = BM / 64;
-  static constexpr int kThreads = 128 * (kMathWG + 1);
+  static_assert(BM == 64 || BM == 128 || BM == 256, "BM is 64 (one math warpgroup), 128 or 256 (two)");
+  static_assert(BN % 8 == 0 && BN >= 16 && BN <= (BM == 64 ? 192 : 128), "BN is a multiple of 8 in [16, 192] (128 with two math warpgroups)");
+  static constexpr int kMathWG = BM == 64 ? 1 : 2;
+  // m64 WGMMA waves per math warpgroup: BM 256 gives each warpgroup 128 rows as two waves that share one
+  // partial accumulator (the B tile is read once per 256 rows: half the L2 traffic per FLOP of BM 128).
+  static constexpr int kWaves = BM / (64 * kMathWG);
+  static constexpr int kWGRows = 64 * kWaves;
+  static constexpr int kThreads = kMathWG == 2 ? 288 : 256;  // + the producer warp (alone in its warpgroup)
   static constexpr int kABytes = BM * 128, kBBytes = BN * 128;  // multiples of 1024: stages stay 1024-aligned
-  // The D staging buffer of each math warpgroup: BN/CW chunks of [64 rows][CW cols] bf16, each chunk one TMA
-  // store box, swizzled so stmatrix writes hit distinct banks (an odd count of 16-byte granules per row needs
-  // no swizzle).
+  // The D staging buffer of each wave: BN/CW chunks of [64 rows][CW cols] bf16, each chunk one TMA store box,
+  // swizzled so stmatrix writes hit distinct banks (an odd count of 16-byte granules per row needs no swizzle).
   static constexpr int kDSwizzle = (BN * 2) % 128 == 0 ? 128 : (BN * 2) % 64 == 0 ? 64 : (BN * 2) % 32 == 0 ? 32 : 0;
   static constexpr int kDChunkCols = kDSwizzle ? kDSwizzle / 2 : BN;
   static constexpr int kDChunks = BN / kDChunkCols;
   static constexpr int kDChunkBytes = 64 * kDChunkCols * 2;
-  static constexpr int kDBytesPerWG = (kDChunks * kDChunkBytes + 1023) / 1024 * 1024;
-  static constexpr int kScaleBytesPerStage = BM * 4 + 16;
-  static constexpr int kPerStage = kABytes + kBBytes + kScaleBytesPerStage + 16;  // + 2 barriers
+  static constexpr int kDWaveBytes = (kDChunks * kDChunkBytes + 127) / 128 * 128;
+  static constexpr int kDBytesPerWG = (kWaves * kDWaveBytes + 1023) / 1024 * 1024;
+  // Scale slots (S of them), laid out the same whether TMA or cp.async fills them: A, 16 bytes per row (K
+  // blocks [kb & ~3, +4) of the row-major [rows, K/128] matrix, K block kb at (kb & 3) * 4); B, the tile's two
+  // 128-column scale blocks at +0 and +16. 128-byte slots: TMA destinations. By TMA (K/128 % 4 == 0) one
+  // A box (BM rows x 16 B) and one B box (2 x 16 B) load 4 K blocks into slot `sslot`, which advances every
+  // 4 K blocks: a quarter of the TMA row requests of one box per stage. Reuse is safe: slot q is rewritten
+  // 4S stages after it was filled, and the producer is then at most S stages ahead of the consumer. By
+  // cp.async (other K) each stage's K block lands in the slot of its stage.
+  static constexpr int kSaBytes = BM * 16, kSbBytes = 128;
+  static constexpr int kPerStage = kABytes + kBBytes + kSaBytes + kSbBytes + 16;  // + 2 barriers
   static constexpr int kFixed = kMathWG * kDBytesPerWG + 1024;                    // + alignment slack
   static constexpr int kStagesFit = (kSmemLimit - kFixed) / kPerStage;
   static constexpr int kStages = kStagesFit > 16 ? 16 : kStagesFit;
@@ -97,8 +124,8 @@ struct Traits {
   static constexpr int kOffB = kOffA + kStages * kABytes;
   static constexpr int kOffD = kOffB + kStages * kBBytes;
   static constexpr int kOffSa = kOffD + kMathWG * kDBytesPerWG;
-  static constexpr int kOffSb = kOffSa + kStages * BM * 4;
-  static constexpr int kOffBar = kOffSb + kStages * 16;
+  static constexpr int kOffSb = kOffSa + kStages * kSaBytes;
+  static constexpr int kOffBar = kOffSb + kStages * kSbBytes;
   static constexpr int kSmemBytes = kOffBar + kStages * 16 + 1024;
 };
 
@@ -179,22 +206,25 @@ struct Scheduler {
 template <int BM>
 __device__ __forceinline__ int32_t next_expert(const Params& p, int32_t row0, int32_t prev, uint32_t (&mask)[BM / 32], bool report) {
   const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
-  int32_t v[BM / 32];
-  int32_t best = INT_MAX;
-#pragma unroll
-  for (int j = 0; j < BM / 32; ++j) {
+  // Two passes over the rows (the second re-reads them from L1): no per-row array held in registers.
+  auto expert = [&](int j, bool rep) {
     const int32_t row = row0 + lane + 32 * j;
     int32_t e = row < p.m ? __ldg(p.m_indices + row) : -1;
     if (e != -1 && (e < 0 || e >= p.groups)) {
-      if (report) diag_report(p.diag, kDiagGroupedGemmIndices, e, p.groups);
+      if (rep) diag_report(p.diag, kDiagGroupedGemmIndices, e, p.groups);
       e = -1;
     }
-    v[j] = e;
+    return e;
+  };
+  int32_t best = INT_MAX;
+#pragma unroll 1
+  for (int j = 0; j < BM / 32; ++j) {
+    const int32_t e = expert(j, report);
     if (e > prev && e < best) best = e;
   }
   best = __reduce_min_sync(0xffffffffu, best);
 #pragma unroll
-  for (int j = 0; j < BM / 32; ++j) mask[j] = __ballot_sync(0xffffffffu, v[j] == best);
+  for (int j = 0; j < BM / 32; ++j) mask[j] = __ballot_sync(0xffffffffu, expert(j, false) == best);
   return best;
 }
 
@@ -219,7 +249,8 @@ __device__ __forceinline__ float ld_shared_f32(uint32_t addr) {
 template <int BM, int BN>
 __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     fp8_gemm_sm90_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
-                         const __grid_constant__ CUtensorMap tm_d, const Params p) {
+                         const __grid_constant__ CUtensorMap tm_d, const __grid_constant__ CUtensorMap tm_sa,
+                         const __grid_constant__ CUtensorMap tm_sb, const Params p) {
   using T = Traits<BM, BN>;
   constexpr int S = T::kStages;
   extern __shared__ uint8_t smem_raw[];
@@ -235,10 +266,15 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
   const uint32_t rank = cs == 2 ? ptx::cluster_ctarank() : 0u;
   const int32_t cluster_id = static_cast<int32_t>(blockIdx.x / cs), num_clusters = static_cast<int32_t>(gridDim.x / cs);
   const int32_t KB = p.kb_count;
+  // m128n128 has no register to spare for the trace (ptxas: 40 bytes of spills): traced kernels are the others.
+  constexpr bool kTraced = !(BM == 128 && BN == 128);
+  uint64_t* const tr = kTraced && blockIdx.x == 0 ? p.trace : nullptr;
+  if (tr && threadIdx.x == 0) tr[0] = clock64(), tr[1] = ptx::globaltimer_ns();
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
-      ptx::mbarrier_init(bar_full + s * 8, 33);  // lane 0's arrive.expect_tx + 32 lanes' cp.async arrivals
+      // lane 0's arrive.expect_tx (+ 32 lanes' cp.async arrivals when the scales come by cp.async)
+      ptx::mbarrier_init(bar_full + s * 8, p.scales_tma ? 1 : 33);
       ptx::mbarrier_init(bar_empty + s * 8, T::kMathWG * 4 * cs);  // one arrival per math warp of each CTA of the pair
     }
     ptx::fence_mbarrier_init();
@@ -247,16 +283,19 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     ptx::tma_prefetch_map(&tm_a);
     ptx::tma_prefetch_map(&tm_b);
     ptx::tma_prefetch_map(&tm_d);
+    if (p.scales_tma) {
+      ptx::tma_prefetch_map(&tm_sa);
+      ptx::tma_prefetch_map(&tm_sb);
+    }
   }
   if (cs == 2) ptx::cluster_sync();
   else __syncthreads();
 
   if (wg == T::kMathWG) {
     // ---------------- producer warpgroup ----------------
-    if constexpr (T::kMathWG == 2) ptx::setmaxnreg_dec<kProducerRegs>();
     if (warp == T::kMathWG * 4) {
       Scheduler<BM, BN> sched(p);
-      int32_t stage = 0;
+      int32_t stage = 0, sslot = S - 1, tstep = 0;
       uint32_t phase = 0;
       for (int32_t u = cluster_id;; u += num_clusters) {
         Tile t;
@@ -276,31 +315,46 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           const int32_t sa_rows_left = p.rows_total - t.row0 - static_cast<int32_t>(lane);
           const int32_t nb = nb0 + static_cast<int32_t>(lane & 1);
           const float* sb_src = p.sb + (static_cast<int64_t>(g) * p.nb_count + (nb < p.nb_count ? nb : 0)) * KB;
+          // TMA scale boxes: rows [row0, row0 + BM) of the A scales, rows nb0, nb0 + 1 of this group's B scales
+          // (a second row past the group is loaded but never used; a box wholly past the tensor is skipped).
+          const int32_t sb_row = g * p.nb_count + nb0;
+          const bool sa_box = t.row0 < p.rows_total, sb_box = sb_row < p.groups * p.nb_count;
+          // Boxes entirely outside the tensor (a cluster partner past the M or N edge, M below half a tile)
+          // are not loaded: those rows/columns are never stored, and the barrier expects only the bytes
+          // actually requested (the same for every K block of the tile). Both CTAs of a pair compute the
+          // same multicast halves.
+          const int32_t b_rows = p.groups * p.n;
+          uint32_t bytes = 0;
+          if (p.mc == kMcA) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+              if (t.row0 + h * (BM / 2) < p.rows_total) bytes += T::kABytes / 2;
+          } else if (t.row0 < p.rows_total) {
+            bytes += T::kABytes;
+          }
+          if (p.mc == kMcB) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+              if (b_row + h * (BN / 2) < b_rows) bytes += T::kBBytes / 2;
+          } else if (b_row < b_rows) {
+            bytes += T::kBBytes;
+          }
+          const uint32_t scale_bytes = p.scales_tma ? (sa_box ? T::kSaBytes : 0) + (sb_box ? 32 : 0) : 0;
           for (int32_t kb = 0; kb < KB; ++kb) {
             const uint32_t full = bar_full + stage * 8;
+            const bool scales_now = p.scales_tma && (kb & 3) == 0;
+            if (scales_now) sslot = sslot + 1 == S ? 0 : sslot + 1;
             ptx::mbarrier_wait_parity(bar_empty + stage * 8, phase ^ 1);
+            const bool stamp = tr && lane == 0 && tstep < kTraceSteps;
+            if (stamp) tr[kTraceProd + 2 * tstep] = clock64();
             if (ptx::elect_one()) {
-              // Boxes entirely outside the tensor (a cluster partner past the M or N edge, M below half a
-              // tile) are not loaded: those rows/columns are never stored, and the barrier expects only
-              // the bytes actually requested. Both CTAs of a pair compute the same multicast halves.
               const uint32_t a_dst = sm_a + stage * T::kABytes, b_dst = sm_b + stage * T::kBBytes;
-              uint32_t bytes = 0;
-              if (p.mc == kMcA) {
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                  if (t.row0 + h * (BM / 2) < p.rows_total) bytes += T::kABytes / 2;
-              } else if (t.row0 < p.rows_total) {
-                bytes += T::kABytes;
+              ptx::mbarrier_arrive_expect_tx(full, bytes + (scales_now ? scale_bytes : 0));
+              if (scales_now) {
+                // K blocks [kb, kb + 4): the box starts 16-byte aligned (an unaligned start faults)
+                if (sa_box) ptx::tma_load_2d(sm_sa + sslot * T::kSaBytes, &tm_sa, full, kb, t.row0);
+                if (sb_box) ptx::tma_load_2d(sm_sb + sslot * T::kSbBytes, &tm_sb, full, kb, sb_row);
               }
-              const int32_t b_rows = p.groups * p.n;
-              if (p.mc == kMcB) {
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                  if (b_row + h * (BN / 2) < b_rows) bytes += T::kBBytes / 2;
-              } else if (b_row < b_rows) {
-                bytes += T::kBBytes;
-              }
-              ptx::mbarrier_arrive_expect_tx(full, bytes);
               if (p.mc == kMcA) {
                 const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
                 if (half_row < p.rows_total)
@@ -316,14 +370,20 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
                 ptx::tma_load_2d(b_dst, &tm_b, full, kb * 128, b_row);
               }
             }
-            const uint32_t sa_dst = sm_sa + (stage * BM + lane) * 4;
+            if (!p.scales_tma) {
+              // K/128 not a multiple of 4 (scale rows not 16-byte aligned for TMA): one 4-byte cp.async per
+              // row, completing on the full barrier with the lane's arrival.
+              const uint32_t sa_dst = sm_sa + stage * T::kSaBytes + lane * 16 + (kb & 3) * 4;
 #pragma unroll
-            for (int j = 0; j < BM / 32; ++j) {
-              const bool ok = 32 * j < sa_rows_left;
-              ptx::cp_async_4(sa_dst + 128 * j, ok ? sa_src + 32 * j * KB + kb : p.sa, ok);
+              for (int j = 0; j < BM / 32; ++j) {
+                const bool ok = 32 * j < sa_rows_left;
+                ptx::cp_async_4(sa_dst + 512 * j, ok ? sa_src + 32 * j * KB + kb : p.sa, ok);
+              }
+              if (lane < 2) ptx::cp_async_4(sm_sb + stage * T::kSbBytes + lane * 16 + (kb & 3) * 4, sb_src + kb, nb < p.nb_count);
+              ptx::cp_async_mbarrier_arrive_noinc(full);
             }
-            if (lane < 2) ptx::cp_async_4(sm_sb + (stage * 4 + lane) * 4, sb_src + kb, nb < p.nb_count);
-            ptx::cp_async_mbarrier_arrive_noinc(full);
+            if (stamp) tr[kTraceProd + 2 * tstep + 1] = clock64();
+            ++tstep;
             if (++stage == S) stage = 0, phase ^= 1;
           }
           if (p.kind != Fp8GemmKind::Contiguous) break;
@@ -333,17 +393,20 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     }
   } else {
     // ---------------- math warpgroups ----------------
-    if constexpr (T::kMathWG == 2) ptx::setmaxnreg_inc<kMathRegs>();
+    constexpr int W = T::kWaves;
     const uint32_t wt = threadIdx.x % 128;  // thread within the warpgroup
     const uint32_t w = wt / 32;             // warp within the warpgroup
-    const int row_lo = static_cast<int>(wg * 64 + w * 16 + lane / 4);  // this thread's rows: row_lo, row_lo + 8
-    float acc[BN / 2], part[BN / 2];
+    const int wg_rows = static_cast<int>(wg) * T::kWGRows;               // this warpgroup's first row in the tile
+    const int row_lo = wg_rows + static_cast<int>(w * 16 + lane / 4);  // wave j: rows row_lo + 64 j, +8
+    float acc[W][BN / 2], part[BN / 2];
 #pragma unroll
     for (int i = 0; i < BN / 2; ++i) part[i] = 0.0f;
     Scheduler<BM, BN> sched(p);
-    int32_t stage = 0;
+    int32_t stage = 0, sslot = S - 1, tstep = 0, ttile = 0;
     uint32_t phase = 0;
     bool store_pending = false;
+    // the first math thread of CTA 0 stamps (the pointer re-read from the parameters: no register held)
+#define DSK_TRM (kTraced && p.trace != nullptr && threadIdx.x == 0 && blockIdx.x == 0 ? p.trace : nullptr)
 
     for (int32_t u = cluster_id;; u += num_clusters) {
       Tile t;
@@ -359,61 +422,88 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
         // n8 blocks from `first_hi` on take the tile's second B scale block.
         const int first_hi = (128 - (t.n_block * BN) % 128) / 8;
 #pragma unroll
-        for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+        for (int j = 0; j < W; ++j)
+#pragma unroll
+          for (int i = 0; i < BN / 2; ++i) acc[j][i] = 0.0f;
 
         for (int32_t kb = 0; kb < KB; ++kb) {
           ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
-          const float sa_lo = ld_shared_f32(sm_sa + (stage * BM + row_lo) * 4), sa_hi = ld_shared_f32(sm_sa + (stage * BM + row_lo + 8) * 4);
-          const float sb0 = ld_shared_f32(sm_sb + stage * 16), sb1 = ld_shared_f32(sm_sb + stage * 16 + 4);
-          const uint64_t da = ptx::wgmma_desc_k128b(sm_a + stage * T::kABytes + wg * 64 * 128);
+          if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep] = clock64();
+          // Every shared read of the stage comes before its release on `empty`.
+          if (p.scales_tma && (kb & 3) == 0) sslot = sslot + 1 == S ? 0 : sslot + 1;
+          const int32_t slot = p.scales_tma ? sslot : stage;
+          const uint32_t sa_stage = sm_sa + slot * T::kSaBytes + (kb & 3) * 4, sb_stage = sm_sb + slot * T::kSbBytes + (kb & 3) * 4;
+          float sa_lo[W], sa_hi[W];
+#pragma unroll
+          for (int j = 0; j < W; ++j) {
+            sa_lo[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j) * 16);
+            sa_hi[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j + 8) * 16);
+          }
+          const float sb0 = ld_shared_f32(sb_stage), sb1 = ld_shared_f32(sb_stage + 16);
           const uint64_t db = ptx::wgmma_desc_k128b(sm_b + stage * T::kBBytes);
 #pragma unroll
-          for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
-          ptx::wgmma_fence();
+          for (int j = 0; j < W; ++j) {
+            const uint64_t da = ptx::wgmma_desc_k128b(sm_a + stage * T::kABytes + (wg_rows + 64 * j) * 128);
 #pragma unroll
-          for (int k = 0; k < 4; ++k) ptx::WgmmaE4M3<BN>::mma(part, da + 2 * k, db + 2 * k, k > 0);  // +32 B per k32
-          ptx::wgmma_commit();
+            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+            ptx::wgmma_fence();
 #pragma unroll
-          for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
-          ptx::wgmma_wait<0>();
+            for (int k = 0; k < 4; ++k) ptx::WgmmaE4M3<BN>::mma(part, da + 2 * k, db + 2 * k, k > 0);  // +32 B per k32
+            ptx::wgmma_commit();
 #pragma unroll
-          for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
-          if (lane == 0) {
-            ptx::mbarrier_arrive(bar_empty + stage * 8);
-            if (cs == 2) ptx::mbarrier_arrive_cluster(bar_empty + stage * 8, rank ^ 1u);
+            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+            ptx::wgmma_wait<0>();
+#pragma unroll
+            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+            if (j == W - 1 && DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
+            if (j == W - 1 && lane == 0) {
+              ptx::mbarrier_arrive(bar_empty + stage * 8);
+              if (cs == 2) ptx::mbarrier_arrive_cluster(bar_empty + stage * 8, rank ^ 1u);
+            }
+            const float s00 = sa_lo[j] * sb0, s01 = sa_lo[j] * sb1, s10 = sa_hi[j] * sb0, s11 = sa_hi[j] * sb1;
+#pragma unroll
+            for (int i = 0; i < BN / 8; ++i) {
+              const bool hi = i >= first_hi;
+              const float s_lo = hi ? s01 : s00, s_hi = hi ? s11 : s10;
+              acc[j][4 * i + 0] += part[4 * i + 0] * s_lo;
+              acc[j][4 * i + 1] += part[4 * i + 1] * s_lo;
+              acc[j][4 * i + 2] += part[4 * i + 2] * s_hi;
+              acc[j][4 * i + 3] += part[4 * i + 3] * s_hi;
+            }
           }
-          const float s00 = sa_lo * sb0, s01 = sa_lo * sb1, s10 = sa_hi * sb0, s11 = sa_hi * sb1;
-#pragma unroll
-          for (int i = 0; i < BN / 8; ++i) {
-            const bool hi = i >= first_hi;
-            const float s_lo = hi ? s01 : s00, s_hi = hi ? s11 : s10;
-            acc[4 * i + 0] += part[4 * i + 0] * s_lo;
-            acc[4 * i + 1] += part[4 * i + 1] * s_lo;
-            acc[4 * i + 2] += part[4 * i + 2] * s_hi;
-            acc[4 * i + 3] += part[4 * i + 3] * s_hi;
-          }
+          if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
+          ++tstep;
           if (++stage == S) stage = 0, phase ^= 1;
         }
+        if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile] = clock64();
 
-        // ---- epilogue: this warpgroup's 64 rows ----
+        // ---- epilogue: this warpgroup's rows, one 64-row wave at a time ----
         uint32_t mask[BM / 32];
         if (p.kind == Fp8GemmKind::Contiguous) next_expert<BM>(p, t.row0, prev, mask, false);
         else rows_mask<BM>(t.rows_valid, mask);
-        uint32_t m_lo = mask[0], m_hi = mask[1];
-        if constexpr (T::kMathWG == 2) {
-          if (wg == 1) m_lo = mask[2], m_hi = mask[3];
+        // mask words of this warpgroup's rows (selected with constant indices: no local-memory array)
+        uint32_t wmask[2 * W];
+#pragma unroll
+        for (int q = 0; q < 2 * W; ++q) {
+          wmask[q] = mask[q];
+          if constexpr (T::kMathWG == 2) {
+            if (wg == 1) wmask[q] = mask[2 * W + q];
+          }
         }
-        if (static_cast<int64_t>(t.n_block) * BN < p.n && (m_lo | m_hi) != 0) {
+        uint32_t any = 0;
+#pragma unroll
+        for (int q = 0; q < 2 * W; ++q) any |= wmask[q];
+        if (static_cast<int64_t>(t.n_block) * BN < p.n && any != 0) {
           const uint32_t d_wg = sm_d + wg * T::kDBytesPerWG;
           if (wt == 0 && store_pending) ptx::tma_store_wait_read<0>();
           ptx::named_barrier_sync(1 + wg, 128);
-          auto d_addr = [&](int row, int col) -> uint32_t {
+          auto d_addr = [&](int j, int row, int col) -> uint32_t {
             const int chunk = col / T::kDChunkCols, granule = (col % T::kDChunkCols) / 8;
             int swz = 0;
             if constexpr (T::kDSwizzle == 128) swz = row & 7;
             if constexpr (T::kDSwizzle == 64) swz = (row >> 1) & 3;
             if constexpr (T::kDSwizzle == 32) swz = (row >> 2) & 1;
-            return d_wg + chunk * T::kDChunkBytes + row * (T::kDChunkCols * 2) + ((granule ^ swz) * 16);
+            return d_wg + j * T::kDWaveBytes + chunk * T::kDChunkBytes + row * (T::kDChunkCols * 2) + ((granule ^ swz) * 16);
           };
           auto pack = [](float lo, float hi) -> uint32_t {
             __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -422,45 +512,62 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           const int mj = static_cast<int>(lane / 8);
           const int st_row = static_cast<int>(w * 16) + (mj & 1) * 8 + static_cast<int>(lane & 7);
 #pragma unroll
-          for (int i = 0; i + 1 < BN / 8; i += 2) {
-            ptx::stmatrix_x4(d_addr(st_row, 8 * (i + (mj >> 1))), pack(acc[4 * i], acc[4 * i + 1]), pack(acc[4 * i + 2], acc[4 * i + 3]),
-                             pack(acc[4 * i + 4], acc[4 * i + 5]), pack(acc[4 * i + 6], acc[4 * i + 7]));
-          }
-          if constexpr ((BN / 8) % 2 == 1) {
-            constexpr int i = BN / 8 - 1;
-            ptx::stmatrix_x2(d_addr(st_row, 8 * i), pack(acc[4 * i], acc[4 * i + 1]), pack(acc[4 * i + 2], acc[4 * i + 3]));
+          for (int j = 0; j < W; ++j) {
+#pragma unroll
+            for (int i = 0; i + 1 < BN / 8; i += 2) {
+              ptx::stmatrix_x4(d_addr(j, st_row, 8 * (i + (mj >> 1))), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]),
+                               pack(acc[j][4 * i + 4], acc[j][4 * i + 5]), pack(acc[j][4 * i + 6], acc[j][4 * i + 7]));
+            }
+            if constexpr ((BN / 8) % 2 == 1) {
+              constexpr int i = BN / 8 - 1;
+              ptx::stmatrix_x2(d_addr(j, st_row, 8 * i), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]));
+            }
           }
           ptx::fence_proxy_async_smem();
           ptx::named_barrier_sync(1 + wg, 128);
-          const int32_t wg_row0 = t.row0 + static_cast<int32_t>(wg) * 64;
           const int32_t col0 = t.n_block * BN;
-          const bool full_tile = p.kind == Fp8GemmKind::Normal || (m_lo == 0xffffffffu && m_hi == 0xffffffffu);
-          if (full_tile) {
-            if (wt == 0) {
+          bool stored = false;
 #pragma unroll
-              for (int c = 0; c < T::kDChunks; ++c) ptx::tma_store_2d(&tm_d, d_wg + c * T::kDChunkBytes, col0 + c * T::kDChunkCols, wg_row0);
-              ptx::tma_store_commit();
-              store_pending = true;
-            }
-          } else {
-            // Row-masked copy: 16-byte granules of the rows this pass owns.
-            constexpr int kGranules = BN / 8;
-            for (int idx = static_cast<int>(wt); idx < 64 * kGranules; idx += 128) {
-              const int r = idx / kGranules, j = idx % kGranules;
-              const uint32_t bits = r < 32 ? m_lo : m_hi;
-              const int32_t col = col0 + j * 8;
-              if (!((bits >> (r % 32)) & 1u) || col >= p.n) continue;
-              uint4 v;
-              asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(d_addr(r, j * 8)));
-              *reinterpret_cast<uint4*>(p.d + static_cast<int64_t>(wg_row0 + r) * p.n + col) = v;
+          for (int j = 0; j < W; ++j) {
+            const uint32_t m_lo = wmask[2 * j], m_hi = wmask[2 * j + 1];
+            if ((m_lo | m_hi) == 0) continue;
+            const int32_t wave_row0 = t.row0 + wg_rows + 64 * j;
+            const bool full_tile = p.kind == Fp8GemmKind::Normal || (m_lo == 0xffffffffu && m_hi == 0xffffffffu);
+            if (full_tile) {
+              if (wt == 0) {
+#pragma unroll
+                for (int c = 0; c < T::kDChunks; ++c)
+                  ptx::tma_store_2d(&tm_d, d_wg + j * T::kDWaveBytes + c * T::kDChunkBytes, col0 + c * T::kDChunkCols, wave_row0);
+                stored = true;
+              }
+            } else {
+              // Row-masked copy: 16-byte granules of the rows this pass owns.
+              constexpr int kGranules = BN / 8;
+              for (int idx = static_cast<int>(wt); idx < 64 * kGranules; idx += 128) {
+                const int r = idx / kGranules, jj = idx % kGranules;
+                const uint32_t bits = r < 32 ? m_lo : m_hi;
+                const int32_t col = col0 + jj * 8;
+                if (!((bits >> (r % 32)) & 1u) || col >= p.n) continue;
+                uint4 v;
+                asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(d_addr(j, r, jj * 8)));
+                *reinterpret_cast<uint4*>(p.d + static_cast<int64_t>(wave_row0 + r) * p.n + col) = v;
+              }
             }
           }
+          if (stored) {
+            ptx::tma_store_commit();
+            store_pending = true;
+          }
         }
+        if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile + 1] = clock64();
+        ++ttile;
         if (p.kind != Fp8GemmKind::Contiguous) break;
         prev = g;
       }
     }
     if (wt == 0 && store_pending) ptx::tma_store_wait<0>();
+    if (DSK_TRM) DSK_TRM[2] = clock64(), DSK_TRM[3] = ptx::globaltimer_ns();
+#undef DSK_TRM
   }
 
   // The cluster peer may still multicast into this CTA's ring or arrive on its barriers until it is done.
@@ -478,12 +585,11 @@ namespace {
 struct KernelInfo {
   int bm, bn, stages, threads, smem;
   const void* fn;
-  cudaError_t (*launch)(dim3 grid, int cs, cudaStream_t s, const CUtensorMap&, const CUtensorMap&, const CUtensorMap&, const Params&);
+  cudaError_t (*launch)(dim3 grid, int cs, cudaStream_t s, const CUtensorMap* maps, const Params&);
 };
 
 template <int BM, int BN>
-cudaError_t launch_kernel(dim3 grid, int cs, cudaStream_t stream, const CUtensorMap& a, const CUtensorMap& b, const CUtensorMap& d,
-                          const Params& p) {
+cudaError_t launch_kernel(dim3 grid, int cs, cudaStream_t stream, const CUtensorMap* maps, const Params& p) {
   using T = Traits<BM, BN>;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
@@ -497,7 +603,7 @@ cudaError_t launch_kernel(dim3 grid, int cs, cudaStream_t stream, const CUtensor
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  return cudaLaunchKernelEx(&cfg, fp8_gemm_sm90_kernel<BM, BN>, a, b, d, p);
+  return cudaLaunchKernelEx(&cfg, fp8_gemm_sm90_kernel<BM, BN>, maps[0], maps[1], maps[2], maps[3], maps[4], p);
 }
 
 template <int BM, int BN>
@@ -632,34 +738,44 @@ bool prepare(int device, int k, int sm_count, int& max1, int& max2) {
 
 // ---- the heuristic: a small cost model over the curated configurations ----
 //
-// Per CTA tile: tensor time (BM x BN x K x 2 at the SM's share of the FP8 peak, with an efficiency for one
-// math warpgroup and for narrow N), the shared-memory fill it needs from L2 (A halved by an A pair, B by a
-// B pair) against a per-SM and an aggregate L2 rate, and the bf16 store. Units are packed into waves over
-// the clusters that fit; the whole is floored by the DRAM time of the unique bytes.
+// Measured (v3 sweep, bench/data/fp8_gemm_h100_v3_sweep.json): one K block of one tile costs a nearly fixed
+// time per kernel, almost independent of BN (the main loop is latency-bound, not tensor-bound), e.g. 0.32 us
+// for m64n32 and 0.59 us for m128n128 per wave of tiles at 4096x7168x16384. So: waves of tiles over the
+// clusters that fit x (K blocks x that time + a per-tile cost), floored by the DRAM time of the unique bytes
+// at the ~2.2 TB/s the memory-bound shapes reach with the L2 flushed. Near-ties go to the larger BN (fewer
+// tiles: the memory-bound shapes measured better with them).
+double us_per_k_block(int bm, int bn) {
+  if (bm == 64) return bn <= 16 ? 0.34 : bn <= 32 ? 0.32 : bn <= 56 ? 0.333 : bn <= 96 ? 0.37 : 0.40;
+  return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : 0.59;
+}
+
 double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   const KernelInfo& ki = kernels()[c.kernel];
   const double bm = ki.bm, bn = ki.bn, K = static_cast<double>(p.k);
   const int cs = c.mc == kMcNone ? 1 : 2;
-  const double rows = p.kind == Fp8GemmKind::Masked ? static_cast<double>(p.m) : static_cast<double>(p.m);
+  const double rows = static_cast<double>(p.m);
   const double groups = p.kind == Fp8GemmKind::Masked ? static_cast<double>(p.groups) : 1.0;
   const double mb = std::ceil(rows / bm), nb = std::ceil(static_cast<double>(p.n) / bn);
   const double um = c.mc == kMcB ? std::ceil(mb / 2) : mb, un = c.mc == kMcA ? std::ceil(nb / 2) : nb;
   const double units = um * un * groups;
   const double clusters = std::max(1, sm_count / cs);
   const double waves = std::ceil(units / clusters);
-  const double active = std::min(units * cs, clusters * cs);
-  const double peak_sm = 1.9e15 / 132.0;  // FP8 dense flop/s per SM
-  double eff = ki.bm == 128 ? 0.86 : 0.62;
-  eff *= bn / (bn + 24.0);
-  const double t_mma = bm * bn * K * 2.0 / (peak_sm * eff);
-  const double fill = bm * K / (c.mc == kMcA ? 2.0 : 1.0) + bn * K / (c.mc == kMcB ? 2.0 : 1.0);
-  const double t_fill = std::max(fill / 60e9, fill * active / 5.5e12);
-  const double t_store = bm * bn * 2.0 / 25e9;
-  const double t_unit = std::max(t_mma, t_fill) + 0.35 * t_store + 0.6e-6;
-  double t = waves * t_unit;
-  const double bytes = rows * groups * K + static_cast<double>(p.n) * K * groups + rows * groups * static_cast<double>(p.n) * 2.0;
-  t = std::max(t, bytes / 3.0e12);
-  return t * 1e6;
+  const double mc_gain = c.mc != kMcNone && waves >= 2 ? 0.97 : 1.0;  // measured 3-4% on multi-wave shapes
+  const double t_unit = K / 128.0 * us_per_k_block(ki.bm, ki.bn) * mc_gain + 1.0;
+  const double all_rows = rows * groups, b_groups = p.kind == Fp8GemmKind::Normal ? 1.0 : static_cast<double>(p.groups);
+  const double bytes = all_rows * K + static_cast<double>(p.n) * K * b_groups + all_rows * static_cast<double>(p.n) * 2.0;
+  const double t_loop = waves * t_unit, t_dram = bytes / 2.2e12 * 1e6;
+  const double t = std::max(t_loop, t_dram) + 1.5;
+  // Tie-breaks of a few percent (v3 sweep): the larger BN; in a single wave, a pair when the loop clearly
+  // bounds the time (A pair; B pair over exactly two M blocks), none when DRAM nearly does (m64n128 beat its
+  // pairs there).
+  double tie = 1.0 - 0.001 * bn;
+  if (waves == 1 && c.mc != kMcNone) {
+    if (t_loop <= 1.2 * t_dram) tie *= 1.01;
+    else if (c.mc == kMcA) tie *= 0.99;
+    else if (mb == 2) tie *= 0.98;
+  }
+  return t * tie;
 }
 
 }  // namespace
@@ -701,6 +817,50 @@ int pick_config(const Fp8GemmProblem& p, int sm_count) {
 
 int resolve_config(const Fp8GemmProblem& p, int cfg) { return effective_config(p, cfg); }
 
+namespace {
+
+// DSK_FP8_GEMM_TRACE=<file> (a diagnostic, bench/gemm_trace.ts): CTA 0 of each launch outside graph capture
+// records clock64 stamps (kernel layout above); the launch is then synchronized and the stamps appended
+// to <file> as one JSON line.
+const char* trace_path() {
+  static const char* path = [] {
+    const char* e = std::getenv("DSK_FP8_GEMM_TRACE");
+    return e && *e ? e : static_cast<const char*>(nullptr);
+  }();
+  return path;
+}
+
+uint64_t* trace_buffer(int device, cudaStream_t stream) {
+  static uint64_t* bufs[64] = {};
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &cap) != cudaSuccess || cap != cudaStreamCaptureStatusNone) return nullptr;
+  uint64_t*& b = bufs[device & 63];
+  if (!b && cudaMalloc(&b, kTraceWords * sizeof(uint64_t)) != cudaSuccess) {
+    b = nullptr;
+    return nullptr;
+  }
+  if (cudaMemsetAsync(b, 0, kTraceWords * sizeof(uint64_t), stream) != cudaSuccess) return nullptr;
+  return b;
+}
+
+void trace_dump(const char* path, const uint64_t* dev, cudaStream_t stream, const Fp8GemmProblem& p, const Config& c, const KernelInfo& ki,
+                int64_t ctas) {
+  std::vector<uint64_t> h(kTraceWords);
+  if (cudaMemcpyAsync(h.data(), dev, h.size() * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream) != cudaSuccess ||
+      cudaStreamSynchronize(stream) != cudaSuccess)
+    return;
+  FILE* f = std::fopen(path, "a");
+  if (!f) return;
+  std::fprintf(f, "{\"kind\":%d,\"groups\":%d,\"m\":%lld,\"n\":%lld,\"k\":%lld,\"config\":\"%s\",\"stages\":%d,\"ctas\":%lld,\"prod\":%d,\"cons\":%d,\"tile\":%d,\"w\":[",
+               static_cast<int>(p.kind), static_cast<int>(p.groups), static_cast<long long>(p.m), static_cast<long long>(p.n), static_cast<long long>(p.k),
+               c.name.c_str(), ki.stages, static_cast<long long>(ctas), kTraceProd, kTraceCons, kTraceTile);
+  for (int i = 0; i < kTraceWords; ++i) std::fprintf(f, i ? ",%llu" : "%llu", static_cast<unsigned long long>(h[i]));
+  std::fprintf(f, "]}\n");
+  std::fclose(f);
+}
+
+}  // namespace
+
 void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_t stream) {
   cfg = effective_config(p, cfg);
   const Config& c = configs()[cfg];
@@ -710,7 +870,8 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   const int cs = c.mc == kMcNone ? 1 : 2;
   const int64_t rows_total = p.rows();
 
-  CUtensorMap ta, tb, td;
+  CUtensorMap maps[5];  // A, B, D, A scales, B scales
+  CUtensorMap &ta = maps[0], &tb = maps[1], &td = maps[2], &tsa = maps[3], &tsb = maps[4];
   const uint32_t a_box_rows = static_cast<uint32_t>(c.mc == kMcA ? ki.bm / 2 : ki.bm);
   const uint32_t b_box_rows = static_cast<uint32_t>(c.mc == kMcB ? ki.bn / 2 : ki.bn);
   const int dsw = d_swizzle(ki.bn);
@@ -721,6 +882,25 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
                      CU_TENSOR_MAP_SWIZZLE_128B) &&
             make_map(td, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, p.d, static_cast<uint64_t>(rows_total), static_cast<uint64_t>(p.n), 64, d_box_cols,
                      swizzle_of(dsw));
+  // Scales by TMA need a 16-byte row pitch (K/128 a multiple of 4); DSK_FP8_GEMM_SCALES=cpasync forces the
+  // cp.async path (a benchmark knob).
+  static const bool force_cpasync = [] {
+    const char* e = std::getenv("DSK_FP8_GEMM_SCALES");
+    return e && std::strcmp(e, "cpasync") == 0;
+  }();
+  const int64_t kb_count = p.k / 128, nb_count = (p.n + 127) / 128;
+  // Measured (v3, same run): TMA scales win where K/128 % 8 == 0 (K = 2048, 7168, 16384: up to 12%) and at
+  // K = 512 with many rows; cp.async wins at K = 1536 (K/128 = 12: 0.5-7%) and at K = 512 with one M block.
+  const bool tma_wins = kb_count % 8 == 0 || (kb_count == 4 && rows_total >= 1024);
+  const bool scales_tma = kb_count % 4 == 0 && tma_wins && !force_cpasync && reinterpret_cast<uintptr_t>(p.sa) % 16 == 0 &&
+                          reinterpret_cast<uintptr_t>(p.sb) % 16 == 0;
+  if (ok && scales_tma)
+    ok = make_map(tsa, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, p.sa, static_cast<uint64_t>(rows_total), static_cast<uint64_t>(kb_count), static_cast<uint32_t>(ki.bm),
+                  4, CU_TENSOR_MAP_SWIZZLE_NONE) &&
+         make_map(tsb, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, p.sb, static_cast<uint64_t>(p.groups * nb_count), static_cast<uint64_t>(kb_count), 2, 4,
+                  CU_TENSOR_MAP_SWIZZLE_NONE);
+  else
+    tsa = ta, tsb = tb;  // unused
   if (!ok) fail("cuTensorMapEncodeTiled failed");
 
   Params kp;
@@ -737,7 +917,10 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   kp.groups = p.groups;
   kp.rows_total = rows_total;
   kp.kb_count = static_cast<int32_t>(p.k / 128);
-  kp.nb_count = static_cast<int32_t>((p.n + 127) / 128);
+  kp.nb_count = static_cast<int32_t>(nb_count);
+  kp.scales_tma = scales_tma ? 1 : 0;
+  const char* tpath = trace_path();
+  kp.trace = tpath ? trace_buffer(device, stream) : nullptr;
 
   int64_t clusters = cs == 2 ? max2 : max1;
   if (p.kind != Fp8GemmKind::Masked) {
@@ -746,8 +929,9 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
     clusters = std::min<int64_t>(clusters, units);
   }
   if (clusters < 1) clusters = 1;
-  cudaError_t e = ki.launch(dim3(static_cast<unsigned>(clusters * cs)), cs, stream, ta, tb, td, kp);
+  cudaError_t e = ki.launch(dim3(static_cast<unsigned>(clusters * cs)), cs, stream, maps, kp);
   if (e != cudaSuccess) fail(std::string("launch failed: ") + cudaGetErrorString(e), e);
+  if (kp.trace) trace_dump(tpath, kp.trace, stream, p, c, ki, clusters * cs);
 }
 
 }  // namespace dsk::cuda::sm90

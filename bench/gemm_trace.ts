@@ -1,0 +1,124 @@
+// Diagnostic for the Hopper FP8 GEMM: where one K block's time goes. With DSK_FP8_GEMM_TRACE=<file> the
+// native side makes CTA 0 of each (uncaptured) launch stamp clock64 at every pipeline step and appends the
+// stamps to <file>; this script runs each shape once warm and once after a 256 MB L2 flush, then prints the
+// medians over the steady-state steps of the flushed run (ns):
+//   period   consumer: one K block (full wait done -> next full wait done)
+//   wait     consumer: time blocked on the full barrier (promotion done -> full wait done)
+//   mma      consumer: 4 WGMMAs + wait_group 0 (full wait done -> wgmma done, all waves)
+//   promote  consumer: release + scaling FMAs (wgmma done -> promotion done)
+//   lead     producer issue done -> consumer full wait done for the same step (load latency + queueing)
+//   pwait    producer: time blocked on the empty barrier
+//   epi      consumer: epilogue per tile
+//   DSK_FP8_GEMM_TRACE=/tmp/t.jsonl node dist/bench/gemm_trace.js [--json out.json] M,N,K[,config] ...
+import * as fs from 'node:fs';
+import * as dsk from '../lib/index';
+import { getNative } from '../lib/native';
+
+const DEVICE = 'cuda:0';
+
+interface TraceLine {
+  m: number;
+  n: number;
+  k: number;
+  config: string;
+  stages: number;
+  ctas: number;
+  prod: number;
+  cons: number;
+  tile: number;
+  w: number[];
+}
+
+const med = (xs: number[]): number => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)] : NaN;
+};
+
+function summarize(t: TraceLine): Record<string, number | string> {
+  const w = t.w;
+  const ghz = (w[2] - w[0]) / (w[3] - w[1]); // clock64 ticks per ns
+  const ns = (c: number) => c / ghz;
+  const steps: { pe: number; pi: number; cf: number; cm: number; cp: number }[] = [];
+  for (let i = 0; i < 1024; i++) {
+    const pe = w[t.prod + 2 * i], pi = w[t.prod + 2 * i + 1];
+    const cf = w[t.cons + 3 * i], cm = w[t.cons + 3 * i + 1], cp = w[t.cons + 3 * i + 2];
+    if (!cf || !pi) break;
+    steps.push({ pe, pi, cf, cm, cp });
+  }
+  const tiles: number[] = [];
+  for (let i = 0; i < 256; i++) {
+    const a = w[t.tile + 2 * i], b = w[t.tile + 2 * i + 1];
+    if (!a) break;
+    tiles.push(ns(b - a));
+  }
+  // steady state: skip the first S steps (pipeline fill)
+  const ss = steps.slice(Math.min(t.stages, Math.max(0, steps.length - 4)));
+  const period: number[] = [], wait: number[] = [], mma: number[] = [], promote: number[] = [], lead: number[] = [], pwait: number[] = [];
+  for (let i = 1; i < ss.length; i++) {
+    period.push(ns(ss[i].cf - ss[i - 1].cf));
+    wait.push(ns(ss[i].cf - ss[i - 1].cp));
+    pwait.push(ns(ss[i].pe - ss[i - 1].pi));
+  }
+  for (const s of ss) {
+    mma.push(ns(s.cm - s.cf));
+    promote.push(ns(s.cp - s.cm));
+    lead.push(ns(s.cf - s.pi));
+  }
+  return {
+    shape: `${t.m}x${t.n}x${t.k}`,
+    config: t.config,
+    stages: t.stages,
+    ctas: t.ctas,
+    steps: steps.length,
+    'kernel us (CTA 0)': ns(w[2] - w[0]) / 1000,
+    'first full wait us': steps.length ? ns(steps[0].cf - w[0]) / 1000 : NaN,
+    'period ns': med(period),
+    'wait ns': med(wait),
+    'mma ns': med(mma),
+    'promote ns': med(promote),
+    'lead ns': med(lead),
+    'pwait ns': med(pwait),
+    'epi ns': med(tiles),
+    'clock GHz': ghz,
+  };
+}
+
+async function main(): Promise<void> {
+  const file = process.env.DSK_FP8_GEMM_TRACE;
+  if (!file) throw new Error('set DSK_FP8_GEMM_TRACE=<file>');
+  if (!dsk.cuda.isAvailable()) {
+    console.log(`gemm_trace needs a GPU: ${dsk.cuda.status().reason}`);
+    return;
+  }
+  const ji = process.argv.indexOf('--json');
+  const specs = process.argv.slice(2).filter((a, i, all) => a !== '--json' && all[i - 1] !== '--json');
+  const native = getNative();
+  const out: Record<string, number | string>[] = [];
+  for (const spec of specs) {
+    const [m, n, k, config] = spec.split(',');
+    const M = Number(m), N = Number(n), K = Number(k);
+    dsk.ops.fp8GemmTesting.force(config ?? '');
+    const a = dsk.randn([M, K], { seed: 1, device: DEVICE }).cast('fp8e4m3');
+    const sa = dsk.rand([M, K / 128], { seed: 2, device: DEVICE, low: 0.01, high: 0.02 });
+    const b = dsk.randn([N, K], { seed: 3, device: DEVICE }).cast('fp8e4m3');
+    const sb = dsk.rand([Math.ceil(N / 128), K / 128], { seed: 4, device: DEVICE, low: 0.001, high: 0.002 });
+    const o = dsk.empty([M, N], { dtype: 'bf16', device: DEVICE });
+    dsk.ops.fp8Gemm(a, sa, b, sb, { out: o }); // warm (traced too; the flushed run below is the one read)
+    await dsk.synchronize(DEVICE);
+    native.flushL2(0, 256e6);
+    dsk.ops.fp8Gemm(a, sa, b, sb, { out: o });
+    await dsk.synchronize(DEVICE);
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+    const row = summarize(JSON.parse(lines[lines.length - 1]) as TraceLine);
+    out.push(row);
+    console.log(JSON.stringify(row));
+    for (const t of [a, sa, b, sb, o]) t.dispose();
+  }
+  dsk.ops.fp8GemmTesting.force('');
+  if (ji >= 0) fs.writeFileSync(process.argv[ji + 1], JSON.stringify(out, null, 1));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
