@@ -85,6 +85,30 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[NT][4], float (&m
   }
 }
 
+// The end of a warp's 16 query rows: each of this thread's rows g and g + 8 (query `row0 + g + 8r`, stored
+// when below `len`) is O / l, with l the quad's partial sums added, written as bf16 pairs to
+// out + query * row_stride (columns from `cols` on are not written).
+template <int OT>
+__device__ __forceinline__ void store_o_rows(const float (&o)[OT][4], const float (&l)[2], int64_t row0, int64_t len,
+                                             __nv_bfloat16* out, int64_t row_stride, int cols) {
+  const int g = (threadIdx.x & 31) >> 2, t4 = threadIdx.x & 3;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float lr = l[r];
+    lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+    lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+    const float inv = lr > 0.f ? 1.f / lr : 0.f;
+    const int64_t q = row0 + g + 8 * r;
+    if (q >= len) continue;
+    __nv_bfloat16* orow = out + q * row_stride;
+#pragma unroll
+    for (int i = 0; i < OT; ++i) {
+      const int col = i * 8 + 2 * t4;
+      if (col < cols) *reinterpret_cast<uint32_t*>(orow + col) = pack_bf16(o[i][2 * r] * inv, o[i][2 * r + 1] * inv);
+    }
+  }
+}
+
 // 16-byte global -> shared copy; when !valid the destination is zero-filled and nothing is read.
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(valid ? 16 : 0));

@@ -173,22 +173,7 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(PrefillArgs a)
   }
 
   if (!warp_active) return;
-  bf16* og = static_cast<bf16*>(a.out) + (start * a.H + h) * a.Dv;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float lr = l[r];
-    lr += __shfl_xor_sync(0xffffffffu, lr, 1);
-    lr += __shfl_xor_sync(0xffffffffu, lr, 2);
-    const float inv = lr > 0.f ? 1.f / lr : 0.f;
-    const int64_t qrow = wrow0 + g + 8 * r;
-    if (qrow >= len) continue;
-    bf16* orow = og + qrow * v_row;
-#pragma unroll
-    for (int i = 0; i < DVT / 8; ++i) {
-      const int col = i * 8 + 2 * t4;
-      if (col < a.Dv) *reinterpret_cast<uint32_t*>(orow + col) = pack_bf16(o[i][2 * r] * inv, o[i][2 * r + 1] * inv);
-    }
-  }
+  store_o_rows(o, l, wrow0, len, static_cast<bf16*>(a.out) + (start * a.H + h) * a.Dv, v_row, a.Dv);
 }
 
 // ---------------------------------------------------------------- MLA tensor-core kernel (bf16, Dqk 192, Dv 128)
@@ -357,19 +342,7 @@ __global__ void __launch_bounds__(kMlaThreads, 1) prefill_mla_kernel(PrefillArgs
   }
 
   if (!warp_active) return;
-  bf16* og = static_cast<bf16*>(a.out) + (start * a.H + h) * DV;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float lr = l[r];
-    lr += __shfl_xor_sync(0xffffffffu, lr, 1);
-    lr += __shfl_xor_sync(0xffffffffu, lr, 2);
-    const float inv = lr > 0.f ? 1.f / lr : 0.f;
-    const int64_t qrow = wrow0 + g + 8 * r;
-    if (qrow >= len) continue;
-    bf16* orow = og + qrow * v_row;
-#pragma unroll
-    for (int i = 0; i < DV / 8; ++i) *reinterpret_cast<uint32_t*>(orow + i * 8 + 2 * t4) = pack_bf16(o[i][2 * r] * inv, o[i][2 * r + 1] * inv);
-  }
+  store_o_rows(o, l, wrow0, len, static_cast<bf16*>(a.out) + (start * a.H + h) * DV, v_row, DV);
 }
 
 // ---------------------------------------------------------------- SIMT kernel (f32 math throughout)
