@@ -189,6 +189,10 @@ describe.each(gpuDevices)('sample on %s: rows split over a cluster of CTAs', (de
     for (let seed = 0; seed < 3; seed++)
       await expectTensorsBitEqual(dsk.ops.sample(on(sp, device), { seed, topP: 0.8 }).to('cpu'), dsk.ops.sample(sp, { seed, topP: 0.8 }), `special seed ${seed}`);
     expect(Array.from((await dsk.ops.sample(on(sp, device), { seed: 1 }).toArray()) as Int32Array).filter((t, r) => r !== 1)).toEqual([V - 5, 90000]);
+    // 40 rows: clusters of 2, slices too long for the shared-memory key cache (keys recomputed every pass).
+    const many = await logits(40, V, 23, 2, 'bf16'), md = on(many, device);
+    for (let seed = 0; seed < 2; seed++)
+      await expectTensorsBitEqual(dsk.ops.sample(md, { temperature: 0.8, topP: 0.9, seed }).to('cpu'), dsk.ops.sample(many, { temperature: 0.8, topP: 0.9, seed }), `40 rows seed ${seed}`);
   });
 });
 

@@ -182,8 +182,8 @@ void topk(const void* x, int64_t xs, DType dt, int64_t rows, int64_t n, int64_t 
   if (rows == 0 || k == 0) return;
   RowArgs p = row_args(x, xs, dt, rows, n);
   const int ctas = row_group_ctas(rows, (n + kSumSegment - 1) / kSumSegment, 4, rl.sms, rl.clusters);
-  if (k <= 256) launch_row_groups(topk_kernel<256>, rows, ctas, kSelectThreads, to_cuda(stream), p, static_cast<int>(k), values, indices);
-  else launch_row_groups(topk_kernel<kTopkMax>, rows, ctas, kSelectThreads, to_cuda(stream), p, static_cast<int>(k), values, indices);
+  if (k <= 256) launch_row_groups(topk_kernel<256>, rows, ctas, kSelectThreads, 0, to_cuda(stream), p, static_cast<int>(k), values, indices);
+  else launch_row_groups(topk_kernel<kTopkMax>, rows, ctas, kSelectThreads, 0, to_cuda(stream), p, static_cast<int>(k), values, indices);
 }
 
 }  // namespace dsk::cuda

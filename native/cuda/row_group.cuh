@@ -61,16 +61,18 @@ inline int row_group_ctas(int64_t rows, int64_t units, int min_units, int sms, b
   return ctas;
 }
 
-// Launches kernel<<<rows * ctas, threads>>> with clusters of `ctas` CTAs (a plain launch for 1).
+// Launches kernel<<<rows * ctas, threads, smem>>> with clusters of `ctas` CTAs (a plain launch for 1).
 template <class... Params, class... Args>
-inline void launch_row_groups(void (*kernel)(Params...), int64_t rows, int ctas, int threads, cudaStream_t stream, Args... args) {
+inline void launch_row_groups(void (*kernel)(Params...), int64_t rows, int ctas, int threads, size_t smem, cudaStream_t stream,
+                              Args... args) {
   if (ctas == 1) {
-    kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(args...);
+    kernel<<<static_cast<unsigned>(rows), threads, smem, stream>>>(args...);
     return;
   }
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(static_cast<unsigned>(rows * ctas));
   cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;

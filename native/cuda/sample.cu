@@ -30,6 +30,10 @@ constexpr int kPage = 2048;
 constexpr int kChunks = kPage / kSampleChunk;
 constexpr int64_t kMaxClusterSegments = 64;  // rows split over a cluster: V <= 64 * 4096
 
+// A CTA whose slice's keys fit in this much dynamic shared memory computes them once (x / T and the order
+// key, in the first pass) and every later pass reads them from there.
+constexpr int64_t kKeyCacheBytes = 96 * 1024;
+
 struct SampleArgs {
   const void* x; int64_t ls; DType dt; int64_t V; float temperature; int64_t top_k; float top_p; uint64_t seed; int32_t* out;
 };
@@ -76,8 +80,10 @@ __device__ __forceinline__ T group_reduce(const RowGroup& g, T v, T* slot, Op op
   return v;
 }
 
+template <bool kCacheKeys>
 __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
   __shared__ SampleSmem sm;
+  extern __shared__ uint32_t key_cache[];  // kCacheKeys: the keys of this CTA's slice
   const int tid = threadIdx.x;
   const int64_t V = a.V;
   const RowGroup g = row_group(V, kSumSegment);
@@ -85,14 +91,24 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
   const char* row = static_cast<const char*>(a.x) + r * a.ls * dtype_size(a.dt);
   const DType dt = a.dt;
   const float temperature = a.temperature;
-  auto zkey = [&](int64_t i) { return float_order_key(sample_logit(load_f32(row, dt, i), temperature)); };
+  auto zkey_of_x = [&](int64_t i) { return float_order_key(sample_logit(load_f32(row, dt, i), temperature)); };
+  // Every key the kernel reads lies in this CTA's slice (selection passes, its segments of S).
+  auto zkey = [&](int64_t i) {
+    if constexpr (kCacheKeys) return key_cache[i - g.lo];
+    else return zkey_of_x(i);
+  };
   auto zkey_ok = [&](int64_t i, uint32_t& key) { key = zkey(i); return true; };
+  auto zkey_fill = [&](int64_t i, uint32_t& key) {
+    key = zkey_of_x(i);
+    if constexpr (kCacheKeys) key_cache[i - g.lo] = key;
+    return true;
+  };
   auto umax = [](uint32_t x, uint32_t y) { return x > y ? x : y; };
   auto imin = [](long long x, long long y) { return x < y ? x : y; };
 
   // 1. the largest key
   uint32_t km = 0;
-  for_each_key<kThreads>(g.lo, g.hi, zkey_ok, [&](int64_t, uint32_t key, bool) { km = umax(km, key); });  // key 0 past the end
+  for_each_key<kThreads>(g.lo, g.hi, zkey_fill, [&](int64_t, uint32_t key, bool) { km = umax(km, key); });  // key 0 past the end
   km = group_reduce(g, block_reduce(km, sm.red_key, umax), &sm.cta_key, umax);
   const float zmax = order_key_float(km);
   if (zmax == __int_as_float(0x7f800000) || zmax == __int_as_float(0xff800000)) {
@@ -270,7 +286,15 @@ void sample(const void* logits, int64_t ls, DType dt, int64_t rows, int64_t V, f
   // 4 segments (16384 elements) so the group's barriers stay cheap next to the streaming.
   const int64_t nseg = (V + kSumSegment - 1) / kSumSegment;
   const int ctas = V <= kMaxClusterSegments * kSumSegment ? row_group_ctas(rows, nseg, 4, rl.sms, rl.clusters) : 1;
-  launch_row_groups(sample_kernel, rows, ctas, kThreads, to_cuda(stream), a);
+  // The slice row_group gives each CTA (segment-aligned): its keys are cached when they fit.
+  const int64_t slice = (nseg + ctas - 1) / ctas * kSumSegment;
+  const int64_t longest = slice < V ? slice : V;
+  if (longest * 4 <= kKeyCacheBytes) {
+    cudaFuncSetAttribute(sample_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kKeyCacheBytes));
+    launch_row_groups(sample_kernel<true>, rows, ctas, kThreads, static_cast<size_t>(longest) * 4, to_cuda(stream), a);
+  } else {
+    launch_row_groups(sample_kernel<false>, rows, ctas, kThreads, 0, to_cuda(stream), a);
+  }
 }
 
 }  // namespace dsk::cuda
