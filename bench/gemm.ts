@@ -5,6 +5,7 @@
 //
 //   node dist/bench/gemm.js [--json out.json] [--deepgemm dg.json] [--only normal|contiguous|masked]
 //                           [--config NAME] [--sweep [--configs a,b,...]] [--shapes i,j,...]
+//   (DSK_GEMM_EXTRA_SHAPES="MxNxK,..." adds normal shapes after the 25 of TARGETS.md)
 // --config forces one kernel configuration; --sweep times every configuration on every shape, each in a
 // child process (a failing one cannot take the others down), and reports the best per shape.
 import { spawnSync } from 'node:child_process';
@@ -39,6 +40,15 @@ export const SHAPES: Shape[] = [
   { kind: 'masked', groups: 2, m: 512, n: 7168, k: 2048 },
   { kind: 'masked', groups: 4, m: 256, n: 4096, k: 7168 },
   { kind: 'masked', groups: 4, m: 256, n: 7168, k: 2048 },
+  // DSK_GEMM_EXTRA_SHAPES="MxNxK,..." appends normal shapes (e.g. the decode batch sizes), indices 25 on;
+  // children of --sweep inherit it, so --shapes can name them.
+  ...(process.env.DSK_GEMM_EXTRA_SHAPES ?? '')
+    .split(',')
+    .filter((x) => x.trim() !== '')
+    .map((x) => {
+      const [m, n, k] = x.split('x').map(Number);
+      return { kind: 'normal' as Kind, groups: 1, m, n, k };
+    }),
 ];
 
 const PEAK_FLOPS = 1979e12; // H100 SXM dense FP8, boost clock (datasheet)

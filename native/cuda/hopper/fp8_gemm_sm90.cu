@@ -79,6 +79,11 @@ constexpr int kTraceSteps = 1024, kTraceTiles = 256;
 constexpr int kTraceProd = 16, kTraceCons = kTraceProd + 2 * kTraceSteps, kTraceTile = kTraceCons + 3 * kTraceSteps;
 constexpr int kTraceWords = kTraceTile + 2 * kTraceTiles;
 
+// DSK_FP8_GEMM_TRACE_BUILD=1 (edit here or pass -D) compiles the clock64 trace of DSK_FP8_GEMM_TRACE in.
+#ifndef DSK_FP8_GEMM_TRACE_BUILD
+#define DSK_FP8_GEMM_TRACE_BUILD 0
+#endif
+
 constexpr int kSmemLimit = 232448;  // opt-in dynamic shared memory per block on sm_90
 constexpr int kBand = 8;            // units per raster band along N
 // Two math warpgroups run with a single producer warp (288 threads) and no setmaxnreg: every region gets the
@@ -106,27 +111,44 @@ struct Traits {
   static constexpr int kDChunkBytes = 64 * kDChunkCols * 2;
   static constexpr int kDWaveBytes = (kDChunks * kDChunkBytes + 127) / 128 * 128;
   static constexpr int kDBytesPerWG = (kWaves * kDWaveBytes + 1023) / 1024 * 1024;
-  // Scale slots (S of them), laid out the same whether TMA or cp.async fills them: A, 16 bytes per row (K
-  // blocks [kb & ~3, +4) of the row-major [rows, K/128] matrix, K block kb at (kb & 3) * 4); B, the tile's two
-  // 128-column scale blocks at +0 and +16. 128-byte slots: TMA destinations. By TMA (K/128 % 4 == 0) one
-  // A box (BM rows x 16 B) and one B box (2 x 16 B) load 4 K blocks into slot `sslot`, which advances every
-  // 4 K blocks: a quarter of the TMA row requests of one box per stage. Reuse is safe: slot q is rewritten
-  // 4S stages after it was filled, and the producer is then at most S stages ahead of the consumer. By
-  // cp.async (other K) each stage's K block lands in the slot of its stage.
-  static constexpr int kSaBytes = BM * 16, kSbBytes = 128;
-  static constexpr int kPerStage = kABytes + kBBytes + kSaBytes + kSbBytes + 16;  // + 2 barriers
-  static constexpr int kFixed = kMathWG * kDBytesPerWG + 1024;                    // + alignment slack
-  static constexpr int kStagesFit = (kSmemLimit - kFixed) / kPerStage;
-  static constexpr int kStages = kStagesFit > 16 ? 16 : kStagesFit;
+  // Scale slots, one layout for both paths: a slot holds, for 4 K blocks (column c at 4c), the A scales of the
+  // BM rows (16 bytes per row) and the tile's two B-scale blocks (+0, +16; 128-byte slots: TMA destinations).
+  //  - By TMA (K/128 % 4 == 0): one A box (BM rows x 16 B, K blocks [kb & ~3, +4) of the row-major
+  //    [rows, K/128] matrix) and one B box every 4 K blocks into the next slot of a ring of
+  //    ceil((S + 3) / 4): the producer refills a slot for K-block group G at step 4G, after the consumer
+  //    released step 4G - S, and the group G - slots it held was last read at step 4(G - slots) + 3 <= 4G - S.
+  //  - By cp.async (any K): stage s's K block goes to slot s / 4, column s % 4 (ceil(S / 4) slots: the
+  //    4 bytes per row per stage of v2).
+  // v3 gave every stage a whole slot (16 B per row), which cost m64n56 a stage (14 -> 13) and m128n96 one
+  // (7 -> 6); the stage count is now the cp.async layout's (v2's), and a kernel whose TMA ring does not fit
+  // beside its stages (m128n96) takes its scales by cp.async.
+  static constexpr int kSaSlotBytes = BM * 16, kSbSlotBytes = 128;
+  static constexpr int cp_slots(int s) { return (s + 3) / 4; }
+  static constexpr int tma_slots(int s) { return (s + 6) / 4; }
+  static constexpr int smem_for(int s, bool tma) {
+    return s * (kABytes + kBBytes) + kMathWG * kDBytesPerWG + (tma ? tma_slots(s) : cp_slots(s)) * (kSaSlotBytes + kSbSlotBytes) + s * 16 +
+           1024;  // + barriers, + alignment slack
+  }
+  static constexpr int stages_fit() {
+    int best = 0;
+    for (int s = 1; s <= 16; ++s)
+      if (smem_for(s, false) <= kSmemLimit) best = s;
+    return best;
+  }
+  static constexpr int kStages = stages_fit();
   static_assert(kStages >= 3, "tile too large for the shared-memory ring");
+  static constexpr bool kScalesTma = smem_for(kStages, true) <= kSmemLimit;  // the TMA scale ring fits too
+  static constexpr int kTmaSlots = tma_slots(kStages);
+  static constexpr int kScaleSlots = kScalesTma ? kTmaSlots : cp_slots(kStages);  // slots in shared memory
   // Layout (offsets from the 1024-aligned base).
   static constexpr int kOffA = 0;
   static constexpr int kOffB = kOffA + kStages * kABytes;
   static constexpr int kOffD = kOffB + kStages * kBBytes;
   static constexpr int kOffSa = kOffD + kMathWG * kDBytesPerWG;
-  static constexpr int kOffSb = kOffSa + kStages * kSaBytes;
-  static constexpr int kOffBar = kOffSb + kStages * kSbBytes;
+  static constexpr int kOffSb = kOffSa + kScaleSlots * kSaSlotBytes;
+  static constexpr int kOffBar = kOffSb + kScaleSlots * kSbSlotBytes;
   static constexpr int kSmemBytes = kOffBar + kStages * 16 + 1024;
+  static_assert(kSmemBytes <= kSmemLimit && kOffSb % 128 == 0 && kOffBar % 8 == 0, "shared-memory layout");
 };
 
 // ---- scheduling ----
@@ -266,15 +288,18 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
   const uint32_t rank = cs == 2 ? ptx::cluster_ctarank() : 0u;
   const int32_t cluster_id = static_cast<int32_t>(blockIdx.x / cs), num_clusters = static_cast<int32_t>(gridDim.x / cs);
   const int32_t KB = p.kb_count;
-  // m128n128 has no register to spare for the trace (ptxas: 40 bytes of spills): traced kernels are the others.
-  constexpr bool kTraced = !(BM == 128 && BN == 128);
+  // The trace is compiled in only with DSK_FP8_GEMM_TRACE_BUILD=1 (its per-step checks are not free); m128n128
+  // has no register to spare for it (ptxas: 40 bytes of spills): traced kernels are the others.
+  constexpr bool kTraced = DSK_FP8_GEMM_TRACE_BUILD && !(BM == 128 && BN == 128);
+  // Scales by TMA only where the kernel's ring fits (the host checks the same; this drops the path otherwise).
+  const bool scales_tma = T::kScalesTma && p.scales_tma != 0;
   uint64_t* const tr = kTraced && blockIdx.x == 0 ? p.trace : nullptr;
   if (tr && threadIdx.x == 0) tr[0] = clock64(), tr[1] = ptx::globaltimer_ns();
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
       // lane 0's arrive.expect_tx (+ 32 lanes' cp.async arrivals when the scales come by cp.async)
-      ptx::mbarrier_init(bar_full + s * 8, p.scales_tma ? 1 : 33);
+      ptx::mbarrier_init(bar_full + s * 8, scales_tma ? 1 : 33);
       ptx::mbarrier_init(bar_empty + s * 8, T::kMathWG * 4 * cs);  // one arrival per math warp of each CTA of the pair
     }
     ptx::fence_mbarrier_init();
@@ -283,7 +308,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     ptx::tma_prefetch_map(&tm_a);
     ptx::tma_prefetch_map(&tm_b);
     ptx::tma_prefetch_map(&tm_d);
-    if (p.scales_tma) {
+    if (scales_tma) {
       ptx::tma_prefetch_map(&tm_sa);
       ptx::tma_prefetch_map(&tm_sb);
     }
@@ -295,7 +320,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     // ---------------- producer warpgroup ----------------
     if (warp == T::kMathWG * 4) {
       Scheduler<BM, BN> sched(p);
-      int32_t stage = 0, sslot = S - 1, tstep = 0;
+      int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0;
       uint32_t phase = 0;
       for (int32_t u = cluster_id;; u += num_clusters) {
         Tile t;
@@ -339,11 +364,11 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           } else if (b_row < b_rows) {
             bytes += T::kBBytes;
           }
-          const uint32_t scale_bytes = p.scales_tma ? (sa_box ? T::kSaBytes : 0) + (sb_box ? 32 : 0) : 0;
+          const uint32_t scale_bytes = scales_tma ? (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0) : 0;
           for (int32_t kb = 0; kb < KB; ++kb) {
             const uint32_t full = bar_full + stage * 8;
-            const bool scales_now = p.scales_tma && (kb & 3) == 0;
-            if (scales_now) sslot = sslot + 1 == S ? 0 : sslot + 1;
+            const bool scales_now = scales_tma && (kb & 3) == 0;
+            if (scales_now) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
             ptx::mbarrier_wait_parity(bar_empty + stage * 8, phase ^ 1);
             const bool stamp = tr && lane == 0 && tstep < kTraceSteps;
             if (stamp) tr[kTraceProd + 2 * tstep] = clock64();
@@ -352,8 +377,8 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
               ptx::mbarrier_arrive_expect_tx(full, bytes + (scales_now ? scale_bytes : 0));
               if (scales_now) {
                 // K blocks [kb, kb + 4): the box starts 16-byte aligned (an unaligned start faults)
-                if (sa_box) ptx::tma_load_2d(sm_sa + sslot * T::kSaBytes, &tm_sa, full, kb, t.row0);
-                if (sb_box) ptx::tma_load_2d(sm_sb + sslot * T::kSbBytes, &tm_sb, full, kb, sb_row);
+                if (sa_box) ptx::tma_load_2d(sm_sa + sslot * T::kSaSlotBytes, &tm_sa, full, kb, t.row0);
+                if (sb_box) ptx::tma_load_2d(sm_sb + sslot * T::kSbSlotBytes, &tm_sb, full, kb, sb_row);
               }
               if (p.mc == kMcA) {
                 const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
@@ -370,16 +395,17 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
                 ptx::tma_load_2d(b_dst, &tm_b, full, kb * 128, b_row);
               }
             }
-            if (!p.scales_tma) {
-              // K/128 not a multiple of 4 (scale rows not 16-byte aligned for TMA): one 4-byte cp.async per
-              // row, completing on the full barrier with the lane's arrival.
-              const uint32_t sa_dst = sm_sa + stage * T::kSaBytes + lane * 16 + (kb & 3) * 4;
+            if (!scales_tma) {
+              // One 4-byte cp.async per row into slot stage / 4, column stage % 4, completing on the full barrier
+              // with the lane's arrival.
+              const uint32_t col = (stage & 3) * 4;
+              const uint32_t sa_dst = sm_sa + (stage >> 2) * T::kSaSlotBytes + lane * 16 + col;
 #pragma unroll
               for (int j = 0; j < BM / 32; ++j) {
                 const bool ok = 32 * j < sa_rows_left;
                 ptx::cp_async_4(sa_dst + 512 * j, ok ? sa_src + 32 * j * KB + kb : p.sa, ok);
               }
-              if (lane < 2) ptx::cp_async_4(sm_sb + stage * T::kSbBytes + lane * 16 + (kb & 3) * 4, sb_src + kb, nb < p.nb_count);
+              if (lane < 2) ptx::cp_async_4(sm_sb + (stage >> 2) * T::kSbSlotBytes + lane * 16 + col, sb_src + kb, nb < p.nb_count);
               ptx::cp_async_mbarrier_arrive_noinc(full);
             }
             if (stamp) tr[kTraceProd + 2 * tstep + 1] = clock64();
@@ -402,7 +428,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
 #pragma unroll
     for (int i = 0; i < BN / 2; ++i) part[i] = 0.0f;
     Scheduler<BM, BN> sched(p);
-    int32_t stage = 0, sslot = S - 1, tstep = 0, ttile = 0;
+    int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0, ttile = 0;
     uint32_t phase = 0;
     bool store_pending = false;
     // the first math thread of CTA 0 stamps (the pointer re-read from the parameters: no register held)
@@ -430,9 +456,9 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
           if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep] = clock64();
           // Every shared read of the stage comes before its release on `empty`.
-          if (p.scales_tma && (kb & 3) == 0) sslot = sslot + 1 == S ? 0 : sslot + 1;
-          const int32_t slot = p.scales_tma ? sslot : stage;
-          const uint32_t sa_stage = sm_sa + slot * T::kSaBytes + (kb & 3) * 4, sb_stage = sm_sb + slot * T::kSbBytes + (kb & 3) * 4;
+          if (scales_tma && (kb & 3) == 0) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
+          const int32_t slot = scales_tma ? sslot : stage >> 2, col = scales_tma ? (kb & 3) : (stage & 3);
+          const uint32_t sa_stage = sm_sa + slot * T::kSaSlotBytes + col * 4, sb_stage = sm_sb + slot * T::kSbSlotBytes + col * 4;
           float sa_lo[W], sa_hi[W];
 #pragma unroll
           for (int j = 0; j < W; ++j) {
@@ -584,6 +610,7 @@ namespace {
 
 struct KernelInfo {
   int bm, bn, stages, threads, smem;
+  bool scales_tma;  // its TMA scale ring fits beside the stages
   const void* fn;
   cudaError_t (*launch)(dim3 grid, int cs, cudaStream_t s, const CUtensorMap* maps, const Params&);
 };
@@ -609,7 +636,7 @@ cudaError_t launch_kernel(dim3 grid, int cs, cudaStream_t stream, const CUtensor
 template <int BM, int BN>
 KernelInfo kernel_info() {
   using T = Traits<BM, BN>;
-  return {BM, BN, T::kStages, T::kThreads, T::kSmemBytes, reinterpret_cast<const void*>(&fp8_gemm_sm90_kernel<BM, BN>), &launch_kernel<BM, BN>};
+  return {BM, BN, T::kStages, T::kThreads, T::kSmemBytes, T::kScalesTma, reinterpret_cast<const void*>(&fp8_gemm_sm90_kernel<BM, BN>), &launch_kernel<BM, BN>};
 }
 
 // The curated kernels (template instantiations). Keep this list short: each one is a full compile.
@@ -765,13 +792,19 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   const double all_rows = rows * groups, b_groups = p.kind == Fp8GemmKind::Normal ? 1.0 : static_cast<double>(p.groups);
   const double bytes = all_rows * K + static_cast<double>(p.n) * K * b_groups + all_rows * static_cast<double>(p.n) * 2.0;
   const double t_loop = waves * t_unit, t_dram = bytes / 2.2e12 * 1e6;
-  const double t = std::max(t_loop, t_dram) + 1.5;
+  // Where DRAM bounds the time, SMs without a tile in the last wave pull no bytes: the DRAM term grows with
+  // the idle share of the waves (tiles with rows over waves x CTAs). Fitted to the same-run v2/v3 A/B
+  // (lead, 2026-11-22): 64x24576x1536 m64n96 (256 tiles, 97% of 2 waves) 19.7 us beat m64n128 (192, 73%)
+  // 21.3; 64x7168x16384 and 64x7168x2048 m64n56.mcA (128 CTAs) beat m64n128 (56 CTAs).
+  const double util = mb * nb * groups / (waves * clusters * cs);
+  const double t = std::max(t_loop, t_dram * (1.0 + 0.25 * (1.0 - util))) + 1.5;
   // Tie-breaks of a few percent (v3 sweep): the larger BN; in a single wave, a pair when the loop clearly
-  // bounds the time (A pair; B pair over exactly two M blocks), none when DRAM nearly does (m64n128 beat its
-  // pairs there).
+  // bounds the time (A pair; B pair over exactly two M blocks); when DRAM nearly does, none for BN >= BM
+  // (m64n128 beat its pairs there) but a pair for narrower tiles, where A is most of the fill (v2's
+  // m64n56.mcA on 64x7168x{16384,2048}).
   double tie = 1.0 - 0.001 * bn;
   if (waves == 1 && c.mc != kMcNone) {
-    if (t_loop <= 1.2 * t_dram) tie *= 1.01;
+    if (t_loop <= 1.2 * t_dram) tie *= bn >= bm ? 1.01 : 0.99;
     else if (c.mc == kMcA) tie *= 0.99;
     else if (mb == 2) tie *= 0.98;
   }
@@ -882,17 +915,17 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
                      CU_TENSOR_MAP_SWIZZLE_128B) &&
             make_map(td, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, p.d, static_cast<uint64_t>(rows_total), static_cast<uint64_t>(p.n), 64, d_box_cols,
                      swizzle_of(dsw));
-  // Scales by TMA need a 16-byte row pitch (K/128 a multiple of 4); DSK_FP8_GEMM_SCALES=cpasync forces the
-  // cp.async path (a benchmark knob).
-  static const bool force_cpasync = [] {
+  // Scales by TMA need a 16-byte row pitch (K/128 a multiple of 4) and a kernel whose TMA ring fits;
+  // DSK_FP8_GEMM_SCALES=cpasync / =tma forces a path where possible (benchmark knobs).
+  static const int force_scales = [] {
     const char* e = std::getenv("DSK_FP8_GEMM_SCALES");
-    return e && std::strcmp(e, "cpasync") == 0;
+    return !e ? 0 : std::strcmp(e, "cpasync") == 0 ? 1 : std::strcmp(e, "tma") == 0 ? 2 : 0;
   }();
   const int64_t kb_count = p.k / 128, nb_count = (p.n + 127) / 128;
   // Measured (v3, same run): TMA scales win where K/128 % 8 == 0 (K = 2048, 7168, 16384: up to 12%) and at
   // K = 512 with many rows; cp.async wins at K = 1536 (K/128 = 12: 0.5-7%) and at K = 512 with one M block.
   const bool tma_wins = kb_count % 8 == 0 || (kb_count == 4 && rows_total >= 1024);
-  const bool scales_tma = kb_count % 4 == 0 && tma_wins && !force_cpasync && reinterpret_cast<uintptr_t>(p.sa) % 16 == 0 &&
+  const bool scales_tma = ki.scales_tma && kb_count % 4 == 0 && (force_scales == 2 || (tma_wins && force_scales == 0)) && reinterpret_cast<uintptr_t>(p.sa) % 16 == 0 &&
                           reinterpret_cast<uintptr_t>(p.sb) % 16 == 0;
   if (ok && scales_tma)
     ok = make_map(tsa, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, p.sa, static_cast<uint64_t>(rows_total), static_cast<uint64_t>(kb_count), static_cast<uint32_t>(ki.bm),
@@ -920,7 +953,11 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   kp.nb_count = static_cast<int32_t>(nb_count);
   kp.scales_tma = scales_tma ? 1 : 0;
   const char* tpath = trace_path();
-  kp.trace = tpath ? trace_buffer(device, stream) : nullptr;
+  if (tpath && !DSK_FP8_GEMM_TRACE_BUILD) {
+    static std::once_flag warned;
+    std::call_once(warned, [] { std::fprintf(stderr, "DSK_FP8_GEMM_TRACE: the addon was built without DSK_FP8_GEMM_TRACE_BUILD=1; no trace\n"); });
+  }
+  kp.trace = tpath && DSK_FP8_GEMM_TRACE_BUILD ? trace_buffer(device, stream) : nullptr;
 
   int64_t clusters = cs == 2 ? max2 : max1;
   if (p.kind != Fp8GemmKind::Masked) {
