@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "cluster_launch.cuh"
+
 namespace dsk::cuda {
 
 struct RowGroup {
@@ -69,19 +71,8 @@ inline void launch_row_groups(void (*kernel)(Params...), int64_t rows, int ctas,
     kernel<<<static_cast<unsigned>(rows), threads, smem, stream>>>(args...);
     return;
   }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(rows * ctas));
-  cfg.blockDim = dim3(threads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(ctas);
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  cudaLaunchKernelEx(&cfg, kernel, args...);
+  ClusterLaunch l(dim3(static_cast<unsigned>(rows * ctas)), dim3(threads), smem, stream, ctas);
+  cudaLaunchKernelEx(&l.cfg, kernel, args...);
 }
 
 }  // namespace dsk::cuda

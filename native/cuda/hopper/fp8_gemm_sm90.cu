@@ -34,6 +34,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "../cluster_launch.cuh"
 #include "../../../ptx/barrier.h"
 #include "../../../ptx/cluster.h"
 #include "../../../ptx/cp_async.h"
@@ -618,19 +619,8 @@ struct KernelInfo {
 template <int BM, int BN>
 cudaError_t launch_kernel(dim3 grid, int cs, cudaStream_t stream, const CUtensorMap* maps, const Params& p) {
   using T = Traits<BM, BN>;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(T::kThreads);
-  cfg.dynamicSmemBytes = T::kSmemBytes;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(cs);
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  return cudaLaunchKernelEx(&cfg, fp8_gemm_sm90_kernel<BM, BN>, maps[0], maps[1], maps[2], maps[3], maps[4], p);
+  ClusterLaunch l(grid, dim3(T::kThreads), T::kSmemBytes, stream, cs);
+  return cudaLaunchKernelEx(&l.cfg, fp8_gemm_sm90_kernel<BM, BN>, maps[0], maps[1], maps[2], maps[3], maps[4], p);
 }
 
 template <int BM, int BN>
@@ -738,19 +728,9 @@ bool prepare(int device, int k, int sm_count, int& max1, int& max2) {
   if (!st.ready[k]) {
     if (cudaFuncSetAttribute(ki.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, ki.smem) != cudaSuccess) return false;
     for (int cs = 1; cs <= 2; ++cs) {
-      cudaLaunchConfig_t cfg = {};
-      cfg.gridDim = dim3(static_cast<unsigned>(sm_count / cs * cs));
-      cfg.blockDim = dim3(ki.threads);
-      cfg.dynamicSmemBytes = ki.smem;
-      cudaLaunchAttribute attr[1];
-      attr[0].id = cudaLaunchAttributeClusterDimension;
-      attr[0].val.clusterDim.x = static_cast<unsigned>(cs);
-      attr[0].val.clusterDim.y = 1;
-      attr[0].val.clusterDim.z = 1;
-      cfg.attrs = attr;
-      cfg.numAttrs = 1;
+      ClusterLaunch l(dim3(static_cast<unsigned>(sm_count / cs * cs)), dim3(ki.threads), ki.smem, nullptr, cs);
       int n = 0;
-      if (cudaOccupancyMaxActiveClusters(&n, ki.fn, &cfg) != cudaSuccess || n <= 0) {
+      if (cudaOccupancyMaxActiveClusters(&n, ki.fn, &l.cfg) != cudaSuccess || n <= 0) {
         cudaGetLastError();
         n = sm_count / cs;
       }
