@@ -1,7 +1,8 @@
 // `npm run bench:decode [-- --device D] [--preset P] [--layers N] [--context C] [--prefill 1024,4096]
-// [--no-decode] [--profile]`: end-to-end decode tokens/s at batch 1, 8 and 64 and prefill tokens/s of the
+// [--no-decode] [--profile] [--profile-decode B]`: end-to-end decode tokens/s at batch 1, 8 and 64 and prefill tokens/s of the
 // model runner, each next to its floor. --profile adds a per-op device-time breakdown of one prefill of the
-// longest length (bench/op_profile.ts: CUDA events around every native call, eager).
+// longest length (bench/op_profile.ts: CUDA events around every native call, eager); --profile-decode B the
+// same for 32 eager decode steps of B requests.
 //
 // The model is the v3-shape preset (DeepSeek-V3's per-layer shapes) with as many layers as fit in
 // device memory (random weights generated on the device, MTP skipped); on the CPU the small preset.
@@ -118,6 +119,7 @@ async function main(): Promise<void> {
   const { values: v } = parseArgs({ options: {
       device: { type: 'string' }, preset: { type: 'string' }, layers: { type: 'string' }, context: { type: 'string' }, tokens: { type: 'string' },
       prefill: { type: 'string' }, 'no-decode': { type: 'boolean' }, profile: { type: 'boolean' },
+      'profile-decode': { type: 'string' },
     },
   });
   const device = (v.device as dsk.Device | undefined) ?? benchDevice();
@@ -182,6 +184,25 @@ async function main(): Promise<void> {
         report.meta.prefillBreakdown = { tokens: longest, spanMs: b.spanMs, opsMs: b.opsMs, byOp: b.byOp, byShape: b.byShape };
       } finally {
         prof.dispose();
+      }
+    }
+    if (v['profile-decode'] && onGpu) {
+      // B requests decoding eagerly (a second runner over the same weights, without CUDA graphs, so every
+      // native call can be bracketed by events): 32 steps after a 16-token prefill, grouped by op and shape.
+      const B = Number(v['profile-decode']);
+      const eager = modelFromWeights(c, weights, tok, device, { maxSeqLen: 64, maxBatch: B, kvCacheTokens: B * 64, cudaGraphs: false });
+      const prof = new OpProfiler(deviceIndex(device));
+      try {
+        await decodeRun(eager, B, 16, 4, 3);
+        prof.start();
+        await decodeRun(eager, B, 16, 33, 4);
+        prof.stop();
+        const b = await prof.collect();
+        printBreakdown(`decode B=${B}, 32 eager steps (+ one 16-token prefill per request), per-op device time`, b);
+        report.meta.decodeBreakdown = { batch: B, spanMs: b.spanMs, opsMs: b.opsMs, byOp: b.byOp, byShape: b.byShape };
+      } finally {
+        prof.dispose();
+        eager.dispose(); // frees the shared weights too: last use of them (tensor dispose is idempotent)
       }
     }
   } finally {

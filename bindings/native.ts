@@ -124,7 +124,7 @@ export interface NativeOps {
   quantizeWeight(w: TensorLike, q: TensorLike, scale: TensorLike): void;
   dequantize(q: TensorLike, scale: TensorLike, weightLayout: boolean, out: TensorLike): void;
   swiglu(gate: TensorLike, up: TensorLike, out: TensorLike): void;
-  swigluQuant(gate: TensorLike, up: TensorLike, q: TensorLike, scale: TensorLike): void;
+  swigluQuant(gate: TensorLike, up: TensorLike, q: TensorLike, scale: TensorLike, mIndices: TensorLike | null): void;
   // ops_gemm.cc
   gemm(a: TensorLike, b: TensorLike, out: TensorLike): void;
   // ops_norm.cc

@@ -73,8 +73,8 @@ describe('rmsNorm: CPU reference against float64', () => {
 });
 
 describe.each(gpuDevices)('rmsNorm on %s: bit-identical to the CPU', (device) => {
-  it('plain and fused, bf16 and f32, warp-per-row and block-per-row widths, sliced input', async () => {
-    for (const [T, D] of [...cases, [64, 7168], [1, 16384], [2, 16385], [5, 576]] as [number, number][])
+  it('plain and fused, bf16 and f32, warp-per-row and block-per-row widths and row counts, sliced input', async () => {
+    for (const [T, D] of [...cases, [64, 7168], [1100, 2048], [1, 16384], [2, 16385], [5, 576]] as [number, number][])
       for (const dtype of ['bf16', 'f32'] as const) {
         const x = dsk.randn([T, D], { seed: T * 13 + D, dtype, std: 2 }), res = dsk.randn([T, D], { seed: T * 19 + D, dtype });
         const w = dsk.randn([D], { seed: D, dtype: dtype === 'f32' ? 'bf16' : 'f32', mean: 1 });

@@ -149,6 +149,24 @@ describe('quantization: CPU reference against float64 math', () => {
     await expectTensorsBitEqual(dsk.ops.quantizeActivation(t).q, dsk.ops.quantizeActivation(t.contiguous()).q, 'transposed');
   });
 
+  it('swigluQuant with mIndices computes exactly the rows whose entry is not negative', async () => {
+    const R = 9, D = 256;
+    const g = dsk.randn([R, D], { seed: 21, dtype: 'bf16' }), u = dsk.randn([R, D], { seed: 22, dtype: 'bf16' });
+    const m = dsk.tensor([3, -1, 0, -1, -1, 7, 2, -1, 0], { dtype: 'i32' });
+    const all = dsk.ops.swigluQuant(g, u), some = dsk.ops.swigluQuant(g, u, { mIndices: m });
+    const qa = (await all.q.toArray({ raw: true })) as Uint8Array, qs = (await some.q.toArray({ raw: true })) as Uint8Array;
+    const sa = (await all.scale.toArray()) as Float32Array, ss = (await some.scale.toArray()) as Float32Array;
+    for (const r of [0, 2, 5, 6, 8]) {
+      expect(Array.from(qs.subarray(r * D, (r + 1) * D)), `row ${r}`).toEqual(Array.from(qa.subarray(r * D, (r + 1) * D)));
+      expect(Array.from(ss.subarray(r * 2, r * 2 + 2))).toEqual(Array.from(sa.subarray(r * 2, r * 2 + 2)));
+    }
+    // Skipped rows are not written: fresh outputs are NaN-poisoned in the test run (vitest.config.ts sets
+    // DSK_POISON=1), and with every row skipped every scale is still the poison.
+    const none = dsk.ops.swigluQuant(g, u, { mIndices: dsk.full([R], -1, { dtype: 'i32' }) });
+    expect(Array.from((await none.scale.toArray()) as Float32Array).every(Number.isNaN)).toBe(true);
+    for (const r of [1, 3, 4, 7]) expect(Number.isNaN(ss[r * 2]), `scale of skipped row ${r}`).toBe(true);
+  });
+
   it('empty batches give empty outputs', async () => {
     const { q, scale } = dsk.ops.quantizeActivation(dsk.randn([0, 256], { dtype: 'bf16' }));
     expect(q.shape).toEqual([0, 256]);
@@ -173,6 +191,21 @@ describe.each(gpuDevices)('quantization on %s: bit-identical to the CPU referenc
         await expectTensorsBitEqual(fd.q.to('cpu'), fc.q, `swigluQuant q [${M}, ${K}] ${dtype}`);
         await expectTensorsBitEqual(fd.scale.to('cpu'), fc.scale, `swigluQuant scale [${M}, ${K}] ${dtype}`);
       }
+  });
+
+  it('swigluQuant with mIndices: the computed rows equal the CPU\'s, bit for bit', async () => {
+    const R = 300, D = 512;
+    const g = dsk.randn([R, D], { seed: 31, dtype: 'bf16' }), u = dsk.randn([R, D], { seed: 32, dtype: 'bf16' });
+    const mi = Int32Array.from({ length: R }, (_, r) => (r % 3 === 1 ? -1 : r % 5));
+    const m = dsk.tensor(mi, { dtype: 'i32' });
+    const c = dsk.ops.swigluQuant(g, u, { mIndices: m }), d = dsk.ops.swigluQuant(on(g, device), on(u, device), { mIndices: on(m, device) });
+    const qc = (await c.q.toArray({ raw: true })) as Uint8Array, qd = (await d.q.to('cpu').toArray({ raw: true })) as Uint8Array;
+    const sc = (await c.scale.toArray()) as Float32Array, sd = (await d.scale.to('cpu').toArray()) as Float32Array;
+    for (let r = 0; r < R; r++) {
+      if (mi[r] < 0) continue;
+      expect(Array.from(qd.subarray(r * D, (r + 1) * D)), `q row ${r}`).toEqual(Array.from(qc.subarray(r * D, (r + 1) * D)));
+      expect(Array.from(sd.subarray(r * 4, r * 4 + 4)), `scale row ${r}`).toEqual(Array.from(sc.subarray(r * 4, r * 4 + 4)));
+    }
   });
 
   it('column slices and odd widths on the device (unaligned rows, scalar paths)', async () => {
@@ -232,6 +265,8 @@ describe('quantization: bad input is rejected before anything is enqueued', () =
     expect(() => dsk.ops.swiglu(g, dsk.randn([2, 64], { dtype: 'bf16' }))).toThrow(/^swiglu: up must have shape \[2, 128\]/);
     expect(() => dsk.ops.swigluQuant(dsk.randn([2, 64]), dsk.randn([2, 64]))).toThrow(/^swigluQuant: gate.shape\[-1\] must be a multiple of 128/);
     expect(() => dsk.ops.swiglu(g, null as unknown as dsk.Tensor)).toThrow(/swiglu: up must be a Tensor/);
+    expect(() => dsk.ops.swigluQuant(g, g, { mIndices: dsk.tensor([0, 1]) })).toThrow(/^swigluQuant: mIndices must have dtype i32/);
+    expect(() => dsk.ops.swigluQuant(g, g, { mIndices: dsk.tensor([0, 1, 2], { dtype: 'i32' }) })).toThrow(/^swigluQuant: mIndices must have one entry per row \(2\), got 3/);
   });
 
   it.runIf(hasCuda)('tensors on different devices', () => {

@@ -110,7 +110,7 @@ export class DeepSeekModel {
       if (!p.scale) throw new Error('dsk.ops.moePermute must permute the activation scales passed as {scale}');
       const g = a.keep(K.fp8GroupedGemmContiguous(p.x, p.scale, w.gate.w, w.gate.scale, p.mIndices));
       const u = a.keep(K.fp8GroupedGemmContiguous(p.x, p.scale, w.up.w, w.up.scale, p.mIndices));
-      const h = a.keepAll(K.swigluQuant(g, u));
+      const h = a.keepAll(K.swigluQuant(g, u, p.mIndices)); // padding rows skipped: the down GEMM skips them too
       const y = a.keep(K.fp8GroupedGemmContiguous(h.q, h.scale, w.down.w, w.down.scale, p.mIndices));
       let out = K.moeUnpermute(y, p.map, weights);
       if (out.dtype !== 'bf16') {

@@ -30,22 +30,42 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   });
 }
 
+/** Options of swigluQuant. */
+export interface SwigluQuantOptions {
+  /**
+   * i32 [rows] (rows = the product of gate's leading dims), e.g. moePermute's `mIndices`: rows whose entry is
+   * negative (the contiguous layout's padding) are skipped and their `q` and `scale` rows are left unwritten
+   * (unspecified contents), as moePermute leaves them. Saves the work on padding rows, which a static row
+   * bound (CUDA-graph friendly) makes the majority at decode batch sizes.
+   */
+  mIndices?: Tensor;
+}
+
 /**
  * swiglu fused with quantizeActivation: `{ q: fp8e4m3 [..., D], scale: f32 [..., D/128] }` (D a multiple
  * of 128). The f32 SwiGLU values are quantized directly, with no rounding to bf16 in between, so the result
  * equals quantizeActivation of `swiglu(gate.cast('f32'), up.cast('f32'))` bit for bit (not necessarily of
  * a bf16 swiglu).
  */
-export function swigluQuant(gate: Tensor, up: Tensor): Quantized {
+export function swigluQuant(gate: Tensor, up: Tensor, options: SwigluQuantOptions = {}): Quantized {
   const c = new Check('swigluQuant');
   const dev = checkGateUp(c, gate, up);
   const D = gate.shape[gate.ndim - 1];
   if (D % 128 !== 0) c.range(`gate.shape[-1] must be a multiple of 128, got ${D}`);
+  const rows = gate.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  const m = options.mIndices;
+  if (m !== undefined) {
+    c.tensor(m, 'mIndices', { dtypes: ['i32'], ndim: 1 });
+    if (m.shape[0] !== rows) c.range(`mIndices must have one entry per row (${rows}), got ${m.shape[0]}`);
+    c.sameDevice([gate, 'gate'], [m, 'mIndices']);
+  }
   const g = rowMajor(gate), u = rowMajor(up);
-  return withTemps([g, u], () => {
+  const mi = m && !m.isContiguous() ? m.contiguous() : m;
+  const temps = mi && mi !== m ? [g, u, mi] : [g, u];
+  return withTemps(temps, () => {
     const q = Tensor.alloc(gate.shape, 'fp8e4m3', dev);
     const scale = Tensor.alloc([...gate.shape.slice(0, -1), D / 128], 'f32', dev);
-    getNative().swigluQuant(g, u, q, scale);
+    getNative().swigluQuant(g, u, q, scale, mi ?? null);
     return { q, scale };
   });
 }

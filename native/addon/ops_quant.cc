@@ -122,9 +122,9 @@ static Napi::Value swiglu(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// swigluQuant(gate, up, q fp8, scale f32 [..., D/128])
+// swigluQuant(gate, up, q fp8, scale f32 [..., D/128], mIndices i32 [rows] | null)
 static Napi::Value swiglu_quant(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "swigluQuant", 4);
+  OpArgs a(info, "swigluQuant", 4, 5);
   TensorArg gate = a.tensor(0, "gate"), up = a.tensor(1, "up"), q = a.tensor(2, "q"), scale = a.tensor(3, "scale");
   RowsArg g, u;
   check_gate_up(a, gate, up, g, u);
@@ -133,11 +133,19 @@ static Napi::Value swiglu_quant(const Napi::CallbackInfo& info) {
   a.dtype_in(scale, {DType::F32});
   check_rows_out(a, q, g.rows, g.cols);
   check_rows_out(a, scale, g.rows, g.cols / kQuantBlock);
-  Device dev = a.same_device({&gate, &up, &q, &scale});
+  std::optional<TensorArg> m = a.optional_tensor(4, "mIndices");
+  if (m) {
+    a.dtype_in(*m, {DType::I32});
+    if (!m->contiguous() || m->numel() != g.rows)
+      a.fail_range("mIndices must be a contiguous i32 tensor of " + std::to_string(g.rows) + " entries (one per row)");
+  }
+  Device dev = m ? a.same_device({&gate, &up, &q, &scale, &*m}) : a.same_device({&gate, &up, &q, &scale});
   DType dt = gate.dtype;
+  const int32_t* mi = m ? m->ptr<int32_t>() : nullptr;
+  BufferPtr keep = m ? m->buf : nullptr;  // alive until the op has run
   enqueue(a.op(), dev,
-          [=] { cpu::swiglu_quant(g.data, g.stride, u.data, u.stride, dt, g.rows, g.cols, q.ptr<uint8_t>(), scale.ptr<float>()); (void)gate; (void)up; },
-          [=](auto& d) { cuda::swiglu_quant(g.data, g.stride, u.data, u.stride, dt, g.rows, g.cols, q.ptr<uint8_t>(), scale.ptr<float>(), d.stream()); });
+          [=] { cpu::swiglu_quant(g.data, g.stride, u.data, u.stride, dt, g.rows, g.cols, mi, q.ptr<uint8_t>(), scale.ptr<float>()); (void)gate; (void)up; (void)keep; },
+          [=](auto& d) { cuda::swiglu_quant(g.data, g.stride, u.data, u.stride, dt, g.rows, g.cols, mi, q.ptr<uint8_t>(), scale.ptr<float>(), d.stream()); });
   return info.Env().Undefined();
 }
 

@@ -76,10 +76,11 @@ void swiglu(const void* gate, int64_t gate_stride, const void* up, int64_t up_st
 }
 
 void swiglu_quant(const void* gate, int64_t gate_stride, const void* up, int64_t up_stride, DType dt, int64_t rows, int64_t D,
-                  uint8_t* q, float* scale) {
+                  const int32_t* m_indices, uint8_t* q, float* scale) {
   parallel_for(rows, 4, [&](int64_t b, int64_t e) {
     std::vector<float> v(D);
     for (int64_t r = b; r < e; ++r) {
+      if (m_indices && m_indices[r] < 0) continue;
       for (int64_t d = 0; d < D; ++d) v[d] = swiglu_f32(load_f32(gate, dt, r * gate_stride + d), load_f32(up, dt, r * up_stride + d));
       quantize_row(v.data(), D, q + r * D, scale + r * (D / kQuantBlock));
     }

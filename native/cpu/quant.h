@@ -19,8 +19,10 @@ void dequantize_weight(const uint8_t* q, const float* scale, int64_t N, int64_t 
 // out = silu(gate) * up = (gate * sigmoid(gate)) * up in f32 (portable_sigmoid), stored as dt.
 void swiglu(const void* gate, int64_t gate_stride, const void* up, int64_t up_stride, DType dt, int64_t rows, int64_t D,
             void* out);
-// quantize_activation of the f32 swiglu values (never rounded to dt in between). D % 128 == 0.
+// quantize_activation of the f32 swiglu values (never rounded to dt in between). D % 128 == 0. With
+// m_indices (optional, [rows]), rows whose entry is negative (contiguous-layout padding) are skipped: their q
+// and scale are left as they are.
 void swiglu_quant(const void* gate, int64_t gate_stride, const void* up, int64_t up_stride, DType dt, int64_t rows, int64_t D,
-                  uint8_t* q, float* scale);
+                  const int32_t* m_indices, uint8_t* q, float* scale);
 
 }  // namespace dsk::cpu

@@ -1,5 +1,8 @@
-// RMSNorm: one warp per row up to kWarpRowMax elements (8 rows per block), one block per row beyond. The
-// sum of squares follows the canonical order (row_sum.cuh), so results equal the CPU reference's bits.
+// RMSNorm: one warp per row (8 rows per block) for many rows of up to kWarpRowMax elements; one block per row
+// for longer rows, and for wide rows when there are few of them (a decode step's [B, 7168]: warps alone
+// would leave most SMs idle and stream each row at one warp's latency-bound rate, ~80 us for 64 rows). The
+// sum of squares follows the canonical order (row_sum.cuh) in both modes, so results equal the CPU
+// reference's bits.
 #include "../math/norm_math.h"
 #include "common.cuh"
 #include "norm.h"
@@ -12,6 +15,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kWarpRowMax = 16384;
+constexpr int64_t kFewRows = 1024, kWideRow = 2048;  // at most kFewRows rows of kWideRow or more: a block each
 
 struct NormArgs {
   const void* x; int64_t xs;
@@ -70,7 +74,7 @@ void rms_norm(const void* x, int64_t x_stride, const void* residual, int64_t r_s
   bool vec = D % 8 == 0 && vec_aligned(x, dt, x_stride, 8) && vec_aligned(out, dt, D, 8) && vec_aligned(weight, w_dt, 0, 8) &&
              (!residual || (vec_aligned(residual, dt, r_stride, 8) && vec_aligned(residual_out, dt, D, 8)));
   NormArgs p{x, x_stride, residual, r_stride, dt, weight, w_dt, rows, D, eps, out, residual_out, vec};
-  if (D <= kWarpRowMax) {
+  if (D <= kWarpRowMax && !(rows <= kFewRows && D >= kWideRow)) {
     unsigned blocks = static_cast<unsigned>((rows + kThreads / 32 - 1) / (kThreads / 32));
     rms_norm_kernel<false><<<blocks, kThreads, 0, to_cuda(stream)>>>(p);
   } else {

@@ -28,10 +28,13 @@ __device__ __forceinline__ uint32_t quantize4(const float* v, float s) {
 // Row-tile inputs: the plain tensor, or swiglu(gate, up) computed on the fly.
 struct PlainInput {
   const void* x; int64_t stride; DType dt; bool vec;
+  __device__ bool skip(int64_t) const { return false; }
   __device__ void load4(int64_t r, int64_t k, float* v) const { load_vec<4>(x, dt, r * stride + k, 4, vec, v); }
 };
 struct SwigluInput {
   const void* g; int64_t gs; const void* u; int64_t us; DType dt; bool vec;
+  const int32_t* m_indices;  // optional: rows with a negative entry (contiguous-layout padding) are skipped
+  __device__ bool skip(int64_t r) const { return m_indices && m_indices[r] < 0; }
   __device__ void load4(int64_t r, int64_t k, float* v) const {
     float a[4], b[4];
     load_vec<4>(g, dt, r * gs + k, 4, vec, a);
@@ -50,6 +53,7 @@ __global__ void quantize_rows_kernel(In in, int64_t rows, int64_t K, uint8_t* q,
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   for (int64_t t = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; t < tiles; t += warps) {
     int64_t r = t / tiles_per_row, k = (t % tiles_per_row) * kQuantBlock + lane * 4;
+    if (in.skip(r)) continue;  // the whole warp: r is the same for all lanes
     float v[4];
     in.load4(r, k, v);
     float m = 0.0f;
@@ -151,11 +155,11 @@ void quantize_activation(const void* x, DType dt, int64_t rows, int64_t K, int64
 }
 
 void swiglu_quant(const void* gate, int64_t gate_stride, const void* up, int64_t up_stride, DType dt, int64_t rows, int64_t D,
-                  uint8_t* q, float* scale, Stream stream) {
+                  const int32_t* m_indices, uint8_t* q, float* scale, Stream stream) {
   int64_t tiles = rows * (D / kQuantBlock);
   if (tiles == 0) return;
   SwigluInput in{gate, gate_stride, up, up_stride, dt,
-                 vec_aligned(gate, dt, gate_stride, 4) && vec_aligned(up, dt, up_stride, 4)};
+                 vec_aligned(gate, dt, gate_stride, 4) && vec_aligned(up, dt, up_stride, 4), m_indices};
   quantize_rows_kernel<<<grid_for(tiles, kThreads / 32), kThreads, 0, to_cuda(stream)>>>(in, rows, D, q, scale);
 }
 

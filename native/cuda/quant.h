@@ -14,6 +14,6 @@ void dequantize_weight(const uint8_t* q, const float* scale, int64_t N, int64_t 
 void swiglu(const void* gate, int64_t gate_stride, const void* up, int64_t up_stride, DType dt, int64_t rows, int64_t D,
             void* out, Stream stream);
 void swiglu_quant(const void* gate, int64_t gate_stride, const void* up, int64_t up_stride, DType dt, int64_t rows, int64_t D,
-                  uint8_t* q, float* scale, Stream stream);
+                  const int32_t* m_indices, uint8_t* q, float* scale, Stream stream);
 
 }  // namespace dsk::cuda
