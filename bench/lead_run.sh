@@ -3,7 +3,7 @@
 # CUDA suite must run, none may skip), then the benchmarks whose figures bench/NOTES.md quotes.
 #   bash bench/lead_run.sh LOGDIR [tests|decode|bench|all]
 # tests: the suite; decode: the suite, then bench:decode with its prefill profile; bench: bench:decode,
-# bench:ops, bench:runtime; all: everything (more than one 600 s device call).
+# bench:ops, bench:runtime; all: everything (about 2 minutes on the H100 with a carried addon).
 # Expects node/npm on the PATH and a built addon (npm run build) or a carried one (build/Release).
 set -u
 log=${1:-/tmp/lead_run}
