@@ -5,10 +5,15 @@
 //
 // Without DSK_RANK in the environment it starts itself under `dsk launch` (one process per GPU).
 // Setting: 4096 tokens per rank, hidden 7168, top-8 of 256 experts in 4 of 8 groups (DeepEP's
-// generator), fp8 and bf16 dispatch, bf16 combine. Times are CUDA-event times on the comm stream of a
-// batch of back-to-back calls divided by the batch (slowest rank), with the routing fixed (as DeepEP's
-// tuned figures, which reuse the layout: no count exchange, no host synchronization); the full dispatch
-// (count exchange + host sync + kernels) is reported separately. GB/s are counted as DeepEP counts them:
+// generator), fp8 and bf16 dispatch, bf16 combine. Times are CUDA-event times of a batch of back-to-back
+// calls divided by the batch (slowest rank), with the routing fixed (as DeepEP's tuned figures, which
+// reuse the layout: no count exchange, no host synchronization). Three figures per op:
+//   exchange  the kernel on the comm SMs (what DeepEP's figures time: its dispatch outputs one row per
+//             (token, rank), its combine takes one): comm-stream events around the native exchange call;
+//   local     the per-row work on the compute stream with the whole GPU (the dispatch's per-expert layout,
+//             the combine's weighted sums per received token), which DeepEP leaves to its caller;
+//   op        the public op (ep.dispatch / ep.combine, synchronous): both, one after the other.
+// The full dispatch (count exchange + host sync + kernels) is reported separately. GB/s are counted as DeepEP counts them:
 // received tokens (one per source token and rank, this rank's own included) x bytes per token (fp8:
 // hidden + hidden/128 * 4). The peer-copy bandwidth (copy engine, every rank to the next at once, and
 // one direction alone) is measured in the same run.
@@ -33,22 +38,13 @@ interface Args {
   probe: boolean;
 }
 
-// Variants timed with --probe, each under its environment (read by the addon at every call): payload
-// copies of dispatch left out one part at a time (results wrong; handshakes and metadata still run), so
-// the differences place the time; combine's shared-memory pipeline at other depths; the register kernels.
+// Variants of the exchange timed with --probe, each under its environment (read by the addon at every
+// call): payload copies of dispatch left out one part at a time (results wrong; handshakes and metadata
+// still run), so the differences place the time.
 const PROBES: { name: string; env: Record<string, string>; ops: ('dispatch' | 'combine')[] }[] = [
-  { name: 'dispatch without own-row copies', env: { DSK_EP_PROBE_SKIP: '1' }, ops: ['dispatch'] },
   { name: 'dispatch without peer push payload', env: { DSK_EP_PROBE_SKIP: '2' }, ops: ['dispatch'] },
   { name: 'dispatch without receiver copies', env: { DSK_EP_PROBE_SKIP: '4' }, ops: ['dispatch'] },
-  { name: 'dispatch without own + receiver copies', env: { DSK_EP_PROBE_SKIP: '5' }, ops: ['dispatch'] },
-  { name: 'dispatch handshakes only', env: { DSK_EP_PROBE_SKIP: '7' }, ops: ['dispatch'] },
-  { name: 'dispatch 1 staging buffer per warp (v4)', env: { DSK_EP_DISPATCH_STAGES: '1' }, ops: ['dispatch'] },
-  { name: 'dispatch own rows on 8 recv warps', env: { DSK_EP_SELF_WARPS_ON_RECV: '8' }, ops: ['dispatch'] },
-  { name: 'dispatch register copies (DSK_EP_TMA=0)', env: { DSK_EP_TMA: '0' }, ops: ['dispatch'] },
-  { name: 'combine smem pipeline, bulk 2 x 7040 B', env: { DSK_EP_COMBINE_PIPE: '2' }, ops: ['combine'] },
-  { name: 'combine smem pipeline, cp.async 2 x 6144 B', env: { DSK_EP_COMBINE_PIPE: '1' }, ops: ['combine'] },
-  { name: 'combine bulk, streaming rows', env: { DSK_EP_COMBINE_PIPE: '2', DSK_EP_PROBE_COMBINE: '1' }, ops: ['combine'] },
-  { name: 'combine register, streaming rows', env: { DSK_EP_PROBE_COMBINE: '1' }, ops: ['combine'] },
+  { name: 'dispatch handshakes only', env: { DSK_EP_PROBE_SKIP: '6' }, ops: ['dispatch'] },
 ];
 
 interface ProbeResult {
@@ -79,7 +75,12 @@ function parseArgs(argv: string[]): Args {
 }
 
 interface OpFigure {
+  /** The exchange kernel on the comm SMs. */
   us: number;
+  /** The per-row work on the compute stream (expand / reduce), whole GPU. */
+  localUs: number;
+  /** The public synchronous op: both. */
+  opUs: number;
   /** DeepEP's count: received tokens x bytes per token. */
   gbpsDeepep: number;
   /** Bytes that crossed NVLink (tokens from other ranks) per rank. */
@@ -144,6 +145,21 @@ async function rankMain(a: Args): Promise<void> {
     return slowest(ms);
   }
 
+  // Time `iters` back-to-back launches of fn (native calls that return at once) on the comm or the
+  // compute stream; ms per call, slowest rank.
+  const ka = n.epTimerCreate(dev), kb = n.epTimerCreate(dev);
+  async function timeKernels(fn: () => void, iters: number, onComm: boolean): Promise<number> {
+    for (let i = 0; i < 3; i++) fn();
+    await dsk.synchronize(device);
+    await dsk.dist.barrier();
+    n.epGate(dev, 50_000, onComm);
+    fn();
+    n.epTimerRecord(ka, onComm);
+    for (let i = 0; i < iters; i++) fn();
+    n.epTimerRecord(kb, onComm);
+    return slowest((await n.epTimerElapsed(ka, kb)) / iters);
+  }
+
   const dispose = (v: unknown) => {
     if (v instanceof dsk.Tensor) v.dispose();
     else dsk.ep.disposeResult(v as dsk.ep.DispatchResult, { handle: true });  // cached results: their own handle
@@ -166,9 +182,36 @@ async function rankMain(a: Args): Promise<void> {
     const fromPeers = (await dsk.dist.allGather(Array.from(tir))).reduce((s, v, src) => s + (src === rank ? 0 : v[rank]), 0);
     recvFromPeers = fromPeers;
     const y = dsk.randn([h.numRows, H], { seed: 5, device }).cast('bf16');
-    const fp8Us = (await timeBatch(() => dsk.ep.dispatch(xq, h), a.iters, dispose)) * 1e3;
-    const bf16Us = (await timeBatch(() => dsk.ep.dispatch(xb, h), a.iters, dispose)) * 1e3;
-    const combUs = (await timeBatch(() => dsk.ep.combine(y, h), a.iters, dispose)) * 1e3;
+    // The native halves of each op, on buffers reused from call to call.
+    const M = h.numRows, Rr = h.numRecvTokens, staged = Rr - h.numOwnTokens;
+    const mk = (shape: number[], dtype: dsk.DType) => dsk.empty(shape, { dtype, device });
+    const ex = {
+      rw: mk([M], 'f32'), rtr: mk([Rr, K], 'i32'), mi: mk([M], 'i32'),
+      sq: mk([staged, H], 'fp8e4m3'), ss: mk([staged, H / 128], 'f32'), sb: mk([staged, H], 'bf16'),
+      rxq: mk([M, H], 'fp8e4m3'), rs: mk([M, H / 128], 'f32'), rxb: mk([M, H], 'bf16'),
+      partial: mk([Rr, H], 'bf16'), out: mk([T, H], 'bf16'),
+    };
+    const exchangeDispatch = (fp8: boolean, chunk: number) => () => n.epDispatch(fp8 ? xq.q : xb, fp8 ? xq.scale : null, h.weights,
+      h.indices, h.layout.posInExpert, h.layout.sendList, h.plan, h.numExperts, h.channels, chunk, fp8 ? ex.sq : ex.sb,
+      fp8 ? ex.ss : null, ex.rw, ex.rtr, true);
+    const expand = (fp8: boolean) => () => n.epExpand(fp8 ? xq.q : xb, fp8 ? xq.scale : null, h.weights, h.indices, h.layout.posInExpert,
+      h.layout.sendList, h.plan, h.numExperts, h.channels, fp8 ? ex.sq : ex.sb, fp8 ? ex.ss : null, ex.rtr, ex.rw, ex.mi,
+      fp8 ? ex.rxq : ex.rxb, fp8 ? ex.rs : null);
+    const reduce = () => n.epReduce(y, h.recvWeights, h.recvTokenRows, ex.partial);
+    const exchangeCombine = (chunk: number) => () => n.epCombine(ex.partial, h.layout.tokenIdxInRank, h.plan, h.numExperts, h.channels,
+      chunk, ex.out, true);
+    const exUs = async (fn: () => void, iters = a.iters) => (await timeKernels(fn, iters, true)) * 1e3;
+    const localUs = async (fn: () => void) => (await timeKernels(fn, a.iters, false)) * 1e3;
+    const fp8Us = await exUs(exchangeDispatch(true, tf.dispatch));
+    const fp8LocalUs = await localUs(expand(true));
+    const bf16Us = await exUs(exchangeDispatch(false, tb.dispatch));
+    const bf16LocalUs = await localUs(expand(false));
+    reduce();
+    const combUs = await exUs(exchangeCombine(tb.combine));
+    const combLocalUs = await localUs(reduce);
+    const fp8OpUs = (await timeBatch(() => dsk.ep.dispatch(xq, h), a.iters, dispose)) * 1e3;
+    const bf16OpUs = (await timeBatch(() => dsk.ep.dispatch(xb, h), a.iters, dispose)) * 1e3;
+    const combOpUs = (await timeBatch(() => dsk.ep.combine(y, h), a.iters, dispose)) * 1e3;
     // Full dispatch, host wall time (count exchange and host sync included).
     const walls: number[] = [];
     for (let i = 0; i < 6; i++) {
@@ -190,32 +233,35 @@ async function rankMain(a: Args): Promise<void> {
         const r: ProbeResult = { name: v.name };
         try {
           if (v.ops.includes('dispatch')) {
-            r.fp8Us = (await timeBatch(() => dsk.ep.dispatch(xq, h), 10, dispose)) * 1e3;
-            r.bf16Us = (await timeBatch(() => dsk.ep.dispatch(xb, h), 10, dispose)) * 1e3;
+            r.fp8Us = await exUs(exchangeDispatch(true, tf.dispatch), 10);
+            r.bf16Us = await exUs(exchangeDispatch(false, tb.dispatch), 10);
           }
-          if (v.ops.includes('combine')) r.combineUs = (await timeBatch(() => dsk.ep.combine(y, h), 10, dispose)) * 1e3;
+          if (v.ops.includes('combine')) r.combineUs = await exUs(exchangeCombine(tb.combine), 10);
         } finally {
           for (const k of Object.keys(v.env)) delete process.env[k];
         }
         probes.push(r);
       }
     }
-    const fig = (us: number, perToken: number, chunk: number): OpFigure => ({
+    const fig = (us: number, local: number, op: number, perToken: number, chunk: number): OpFigure => ({
       us,
+      localUs: local,
+      opUs: op,
       gbpsDeepep: (recvTokens * perToken) / (us * 1e3),
       gbpsNvlink: (fromPeers * perToken) / (us * 1e3),
       chunk,
     });
     bySms.push({
       sms,
-      dispatchFp8: fig(fp8Us, H + (H / 128) * 4, tf.dispatch),
-      dispatchBf16: fig(bf16Us, 2 * H, tb.dispatch),
-      combine: fig(combUs, 2 * H, tb.combine),
+      dispatchFp8: fig(fp8Us, fp8LocalUs, fp8OpUs, H + (H / 128) * 4, tf.dispatch),
+      dispatchBf16: fig(bf16Us, bf16LocalUs, bf16OpUs, 2 * H, tb.dispatch),
+      combine: fig(combUs, combLocalUs, combOpUs, 2 * H, tb.combine),
       fullDispatchFp8Us: fullUs,
       tune: { fp8: tf.dispatchTimes, bf16: tb.dispatchTimes, combine: tb.combineTimes },
       probes,
     });
     y.dispose();
+    for (const t of Object.values(ex)) t.dispose();
     dsk.ep.disposeResult(base);
     h.dispose();
   }
@@ -283,6 +329,8 @@ async function rankMain(a: Args): Promise<void> {
     overlap = { sms, dispatchUs: dispMs * 1e3, busyUs: busyMs * 1e3, sequentialUs: seqMs * 1e3, overlappedUs: ovMs * 1e3 };
     n.epTimerDestroy(ta);
     n.epTimerDestroy(tb);
+    n.epTimerDestroy(ka);
+    n.epTimerDestroy(kb);
     out.dispose();
     dsk.ep.disposeResult(base);
     h.dispose();
@@ -311,10 +359,11 @@ function printTable(setting: Record<string, unknown>, ranks: RankResult[]): void
   console.log(`\nbench:ep  ${setting.worldSize} x ${setting.gpu}, ${setting.tokensPerRank} tokens/rank, hidden ${setting.hidden}, top-${setting.topk} of ${setting.experts} (4 of 8 groups)`);
   console.log(`received tokens per rank: ${ranks.map((r) => r.recvTokens).join(', ')} (from peers: ${ranks.map((r) => r.recvFromPeers).join(', ')}); rows (per-expert layout): ${ranks.map((r) => r.rows).join(', ')}`);
   console.log(`peer copy (copy engine): ${r0.peerCopy.bidirGBps.toFixed(0)} GB/s per direction with all ranks sending, ${r0.peerCopy.unidirGBps.toFixed(0)} GB/s one direction alone\n`);
-  console.log('SMs  op              time (us)  GB/s (DeepEP count)  GB/s over NVLink  chunk');
+  console.log('exchange: the kernel on the comm SMs (what DeepEP times); local: the per-row work on the compute stream, whole GPU; op: the public op');
+  console.log('SMs  op              exchange (us)  GB/s (DeepEP count)  GB/s over NVLink  chunk  local (us)  op (us)');
   for (const s of r0.bySms) {
     const row = (name: string, f: OpFigure) =>
-      console.log(`${String(s.sms).padStart(3)}  ${name.padEnd(15)} ${f.us.toFixed(1).padStart(9)}  ${f.gbpsDeepep.toFixed(0).padStart(19)}  ${f.gbpsNvlink.toFixed(0).padStart(16)}  ${String(f.chunk).padStart(5)}`);
+      console.log(`${String(s.sms).padStart(3)}  ${name.padEnd(15)} ${f.us.toFixed(1).padStart(13)}  ${f.gbpsDeepep.toFixed(0).padStart(19)}  ${f.gbpsNvlink.toFixed(0).padStart(16)}  ${String(f.chunk).padStart(5)}  ${f.localUs.toFixed(1).padStart(10)}  ${f.opUs.toFixed(1).padStart(7)}`);
     row('dispatch fp8', s.dispatchFp8);
     row('dispatch bf16', s.dispatchBf16);
     row('combine bf16', s.combine);
@@ -353,13 +402,22 @@ function compare(resultsPath: string, logPath: string): void {
   const dep = existsSync(logPath) ? parseDeepep(readFileSync(logPath, 'utf8')) : {};
   const s = res.ranks[0].bySms.find((x) => x.sms === (dep.sms ?? 24)) ?? res.ranks[0].bySms[0];
   console.log(`\nours (${s.sms} SMs) vs DeepEP (${dep.sms ?? '?'} SMs, its own test and tuner), same machine, same run`);
-  console.log('op              ours (us)  DeepEP (us)  ours/DeepEP (time)');
-  const row = (name: string, ours: number, theirs?: number) =>
-    console.log(`${name.padEnd(15)} ${ours.toFixed(1).padStart(9)}  ${theirs === undefined ? '        n/a' : theirs.toFixed(1).padStart(11)}  ${theirs === undefined ? 'n/a' : (ours / theirs).toFixed(3).padStart(18)}`);
-  row('dispatch fp8', s.dispatchFp8.us, dep.fp8);
-  row('dispatch bf16', s.dispatchBf16.us, dep.bf16);
-  row('combine bf16', s.combine.us, dep.combine);
-  const out = { ...res, deepep: dep, ratio: { dispatchFp8: dep.fp8 && s.dispatchFp8.us / dep.fp8, dispatchBf16: dep.bf16 && s.dispatchBf16.us / dep.bf16, combine: dep.combine && s.combine.us / dep.combine } };
+  console.log('exchange: our kernel on the comm SMs, like for like with DeepEP (one row per (token, rank) in and out);');
+  console.log('op: + the per-expert layout / weighted sums on the compute stream, which DeepEP leaves to its caller');
+  console.log('op              exchange (us)  op (us)  DeepEP (us)  exchange/DeepEP  op/DeepEP');
+  const r = (a: number, b?: number) => (b === undefined ? 'n/a' : (a / b).toFixed(3));
+  const row = (name: string, f: OpFigure, theirs?: number) =>
+    console.log(`${name.padEnd(15)} ${f.us.toFixed(1).padStart(13)}  ${f.opUs.toFixed(1).padStart(7)}  ${theirs === undefined ? '        n/a' : theirs.toFixed(1).padStart(11)}  ${r(f.us, theirs).padStart(15)}  ${r(f.opUs, theirs).padStart(9)}`);
+  row('dispatch fp8', s.dispatchFp8, dep.fp8);
+  row('dispatch bf16', s.dispatchBf16, dep.bf16);
+  row('combine bf16', s.combine, dep.combine);
+  const q = (a: number, b?: number) => b && a / b;
+  const out = {
+    ...res,
+    deepep: dep,
+    ratio: { dispatchFp8: q(s.dispatchFp8.us, dep.fp8), dispatchBf16: q(s.dispatchBf16.us, dep.bf16), combine: q(s.combine.us, dep.combine) },
+    opRatio: { dispatchFp8: q(s.dispatchFp8.opUs, dep.fp8), dispatchBf16: q(s.dispatchBf16.opUs, dep.bf16), combine: q(s.combine.opUs, dep.combine) },
+  };
   writeFileSync(resultsPath, JSON.stringify(out, null, 2));
 }
 

@@ -5,9 +5,7 @@
 #
 #   bash bench/ep_device_run.sh LOGDIR [DEEPEP_ANCHORS_DIR]
 #
-# Environment: EP_ALSO_NO_TMA=1 runs the tests again with register copies (DSK_EP_TMA=0) (=onfail: only
-# when the first run failed; EP_FALLBACK_ENV replaces DSK_EP_TMA=0 there),
-# EP_NO_TMA_BENCH=1 the benchmark too; EP_BENCH_ARGS is passed to bench:ep (e.g. --probe).
+# Environment: EP_BENCH_ARGS is passed to bench:ep (e.g. --probe --sms 24).
 #
 # DEEPEP_ANCHORS_DIR holds deepep-2025-09.tar.xz (../shared/anchors); DeepEP builds in the background
 # (CPU only) while our tests and benchmark run, and runs on the GPUs after them, never at the same time.
@@ -50,23 +48,9 @@ DSK_REQUIRE_CUDA=1 DSK_EP_TEST_LOG="$log/ep_ranks.log" timeout ${EP_TEST_TIMEOUT
 test_rc=$?
 stamp "tests exit $test_rc"
 
-if [ "${EP_ALSO_NO_TMA:-0}" = 1 ] || { [ "${EP_ALSO_NO_TMA:-0}" = onfail ] && [ "$test_rc" != 0 ]; }; then
-  fallback=${EP_FALLBACK_ENV:-DSK_EP_TMA=0}
-  stamp "tests with $fallback"
-  echo "=== $fallback" >> "$log/test.log"
-  env $fallback DSK_REQUIRE_CUDA=1 timeout ${EP_TEST_TIMEOUT_S:-240} node node_modules/vitest/vitest.mjs run \
-    test/ep_exchange_cuda.test.ts test/ep_multi_gpu.test.ts >> "$log/test.log" 2>&1
-  stamp "tests ($fallback) exit $?"
-fi
-
 stamp "bench:ep"
 timeout ${EP_BENCH_TIMEOUT_S:-240} node dist/bench/ep.js --out "$log/ep.json" ${EP_BENCH_ARGS:-} > "$log/bench.log" 2>&1
 stamp "bench exit $?"
-if [ "${EP_NO_TMA_BENCH:-0}" = 1 ]; then
-  echo "=== DSK_EP_TMA=0 (register copies)" >> "$log/bench.log"
-  DSK_EP_TMA=0 timeout ${EP_BENCH_TIMEOUT_S:-240} node dist/bench/ep.js --out /tmp/ep_notma.json >> "$log/bench.log" 2>&1
-  stamp "bench (DSK_EP_TMA=0) exit $?"
-fi
 
 if [ -n "$dep_pid" ]; then
   for _ in $(seq 1 ${DEEPEP_WAIT_S:-240}); do kill -0 "$dep_pid" 2>/dev/null || break; sleep 1; done

@@ -70,10 +70,14 @@ export interface NativeOps {
   epNotify(epoch: number, numExperts: number, hidden: number, fp8: boolean, channels: number, indices: TensorLike,
     tokensPerExpert: TensorLike, tokensPerRank: TensorLike, sendList: TensorLike, plan: TensorLike, summary: TensorLike): Promise<Int32Array>;
   epDispatch(x: TensorLike, xScale: TensorLike | null, weights: TensorLike, indices: TensorLike, posInExpert: TensorLike,
-    sendList: TensorLike, plan: TensorLike, numExperts: number, channels: number, chunk: number, recvX: TensorLike,
-    recvScale: TensorLike | null, recvWeights: TensorLike, recvTokenRows: TensorLike, mIndices: TensorLike, join: boolean): void;
-  epCombine(y: TensorLike, recvWeights: TensorLike, recvTokenRows: TensorLike, indices: TensorLike, posInExpert: TensorLike,
-    tokenIdxInRank: TensorLike, plan: TensorLike, numExperts: number, channels: number, chunk: number, out: TensorLike, join: boolean): void;
+    sendList: TensorLike, plan: TensorLike, numExperts: number, channels: number, chunk: number, stagedX: TensorLike,
+    stagedScale: TensorLike | null, recvWeights: TensorLike, recvTokenRows: TensorLike, join: boolean): void;
+  epExpand(x: TensorLike, xScale: TensorLike | null, weights: TensorLike, indices: TensorLike, posInExpert: TensorLike, sendList: TensorLike,
+    plan: TensorLike, numExperts: number, channels: number, stagedX: TensorLike, stagedScale: TensorLike | null, recvTokenRows: TensorLike,
+    recvWeights: TensorLike, mIndices: TensorLike, recvX: TensorLike, recvScale: TensorLike | null): void;
+  epReduce(y: TensorLike, recvWeights: TensorLike, recvTokenRows: TensorLike, partial: TensorLike): void;
+  epCombine(partial: TensorLike, tokenIdxInRank: TensorLike, plan: TensorLike, numExperts: number, channels: number, chunk: number,
+    out: TensorLike, join: boolean): void;
   epJoin(device: number): void;
   epTimerCreate(device: number): number;
   epTimerRecord(id: number, onComm: boolean): void;

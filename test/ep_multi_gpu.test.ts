@@ -19,6 +19,7 @@ interface CaseResult {
   combineMismatch?: number;
   worst?: number;
   cachedMismatch?: number;
+  asyncMismatch?: number;
   ms?: number;
   later?: string | null;
   skipped?: string;
@@ -72,6 +73,7 @@ describe('the multi-GPU fixture in a group of one rank (cpu)', () => {
         expect(r.error ?? null, `rank ${r.rank}`).toBeNull();
         expect(r.bad, `rank ${r.rank}`).toEqual({ rows: 0, mIndices: 0, payload: 0, scale: 0, weights: 0, counts: 0 });
         expect(r.combineMismatch, `rank ${r.rank}`).toBe(0);
+        expect(r.asyncMismatch, `rank ${r.rank}: async dispatch + combine vs sync`).toBe(0);
         expect(r.worst!, `rank ${r.rank}`).toBeLessThan(1.6e-2);
         if (!name.endsWith('fp8')) expect(r.cachedMismatch, `rank ${r.rank}`).toBe(0);
       }

@@ -8,12 +8,14 @@
 //   const out = await dsk.ep.combine(y, d.handle);                       // bf16 [T, H] = sum_k w_k * expert_k(x)
 //
 // Experts are spread evenly: rank r holds experts [r*E/W, (r+1)*E/W). A token goes once to each rank
-// holding any of its experts; the receiver writes it to one row per (token, local expert). Combine sends
-// back, per (token, rank), the f32 sum of that rank's rows weighted by the routing weights (as bf16), and
-// the token's own rank adds them up in f32. Exchange kernels run on the device's comm stream on
-// `getNumSMs()` SMs (two per channel: a sender block and a receiver block); the compute stream waits for
-// them unless an op is asked to be `async`, in which case `ep.wait()` joins them later (so a GEMM on the
-// compute stream overlaps the exchange).
+// holding any of its experts. Exchange kernels run on the device's comm stream on `getNumSMs()` SMs (two
+// per channel: a sender block and a receiver block) and move one row per (token, rank), as DeepEP does;
+// the per-row work runs on the compute stream with the whole GPU: after a dispatch's exchange, each
+// received token is copied to its rows (one per local expert); before a combine's exchange, each rank
+// sums the weighted rows of every token it received in f32 (as bf16), and the token's own rank adds
+// these up in f32. The compute stream waits for the exchange unless an op is asked to be `async`, in
+// which case `ep.wait()` joins it later (and then writes the dispatch's layout), so a GEMM on the compute
+// stream overlaps the exchange.
 import type { DType } from '../dtype';
 import { getNative } from '../native';
 import * as ops from '../ops';
@@ -128,8 +130,10 @@ export class EpHandle {
     readonly channels: number,
     /** Rows received (all local experts, padded segments). */
     readonly numRows: number,
-    /** Tokens received (once per source token). */
+    /** Tokens received (once per source token), this rank's own included. */
     readonly numRecvTokens: number,
+    /** Of those, this rank's own tokens (the rest come from peers). */
+    readonly numOwnTokens: number,
     /** Real rows per local expert. */
     readonly tokensPerExpert: readonly number[],
     /** @internal */ readonly layout: Layout,
@@ -170,16 +174,23 @@ function serial<T>(fn: () => T | Promise<T>): Promise<T> {
 
 // Inputs of asynchronous ops stay referenced until wait() orders the compute stream after them.
 const pendingAsync: Tensor[] = [];
+// Compute-stream work of `async` dispatches (the per-expert layout), run once the exchange is joined.
+const pendingFinish: (() => void)[] = [];
 
 /**
- * Makes the compute stream wait for every exchange op issued so far (the end of `async` ops) and
- * releases their inputs. Resolves once the wait is enqueued (nothing blocks).
+ * Makes the compute stream wait for every exchange op issued so far (the end of `async` ops), then
+ * writes the per-expert layout of the async dispatches on the compute stream, and releases their
+ * inputs. Resolves once this is enqueued (nothing blocks).
  */
 export function wait(): Promise<void> {
   return serial(() => {
     const s = epState('ep.wait');
     getNative().epJoin(s.device);
-    for (const t of pendingAsync.splice(0)) t.dispose();
+    try {
+      for (const f of pendingFinish.splice(0)) f();
+    } finally {
+      for (const t of pendingAsync.splice(0)) t.dispose();
+    }
   });
 }
 
@@ -298,7 +309,7 @@ export function dispatch(x: Tensor | Fp8Tokens, indices: Tensor | EpHandle, weig
     const n = getNative();
     const planLen = planSize(E!, s.worldSize, C);
     const plan = Tensor.alloc([planLen], 'i32', s.device);
-    const summaryT = Tensor.alloc([2 + Eloc], 'i32', s.device);
+    const summaryT = Tensor.alloc([3 + Eloc], 'i32', s.device);
     let summary: Int32Array;
     try {
       summary = await n.epNotify(s.nextEpoch(), E!, H, q.dtype === 'fp8e4m3', C, idxC, lay.tokensPerExpert, lay.tokensPerRank,
@@ -309,10 +320,10 @@ export function dispatch(x: Tensor | Fp8Tokens, indices: Tensor | EpHandle, weig
     } finally {
       summaryT.dispose();
     }
-    const M = summary[0], R = summary[1];
+    const M = summary[0], R = summary[1], own = summary[2];
     const recvWeights = Tensor.alloc([M], 'f32', s.device);
     const recvTokenRows = Tensor.alloc([R, idx.shape[1]], 'i32', s.device);
-    const handle = new EpHandle(E!, s.worldSize, C, M, R, Array.from(summary.subarray(2)), lay, idxC, wC, plan, recvWeights, recvTokenRows, H);
+    const handle = new EpHandle(E!, s.worldSize, C, M, R, own, Array.from(summary.subarray(3)), lay, idxC, wC, plan, recvWeights, recvTokenRows, H);
     return launchDispatch(q, scale, handle, chunk, !!o.async, recvWeights, recvTokenRows);
   });
 }
@@ -334,21 +345,45 @@ function cloneLayout(l: Layout): Layout {
   return { numExperts: l.numExperts, worldSize: l.worldSize, ...out, dispose() { for (const t of Object.values(out)) t.dispose(); } };
 }
 
+// The exchange on the comm stream (the peers' tokens land in a staging buffer, one row each), then the
+// per-expert layout on the compute stream (epExpand): now, or at ep.wait() for an async dispatch.
 function launchDispatch(q: Tensor, scale: Tensor | undefined, h: EpHandle, chunk: number, async: boolean, recvWeights: Tensor,
   recvTokenRows: Tensor): DispatchResult {
-  const M = h.numRows, H = q.shape[1];
-  const dev = h.device;
+  const M = h.numRows, H = q.shape[1], staged = h.numRecvTokens - h.numOwnTokens;
+  const dev = h.device, n = getNative();
   const recvX = Tensor.alloc([M, H], q.dtype, dev);
   const recvScale = scale ? Tensor.alloc([M, H / 128], 'f32', dev) : undefined;
   const mIndices = Tensor.alloc([M], 'i32', dev);
+  const stagedX = Tensor.alloc([staged, H], q.dtype, dev);
+  const stagedScale = scale ? Tensor.alloc([staged, H / 128], 'f32', dev) : undefined;
   const qc = q.contiguous(), sc = scale?.contiguous();
+  // What the expansion reads and writes, as its own references: an async one runs at ep.wait(), after
+  // the caller may have dropped the handle or the result.
+  const view = (t: Tensor) => t.viewAs(t.shape, t.strides, t.offset);
+  const uses = [qc, sc, stagedX, stagedScale, view(h.weights), view(h.indices), view(h.layout.posInExpert), view(h.layout.sendList),
+    view(h.plan), view(recvTokenRows), view(recvWeights), view(mIndices), view(recvX), recvScale && view(recvScale)];
+  const [ux, us, usx, uss, uw, uidx, upos, usend, uplan, urows, urw, umi, urx, urs] = uses;
+  const expand = () => {
+    try {
+      n.epExpand(ux!, us ?? null, uw!, uidx!, upos!, usend!, uplan!, h.numExperts, h.channels, usx!, uss ?? null, urows!, urw!, umi!,
+        urx!, urs ?? null);
+    } finally {
+      for (const t of uses) t?.dispose();
+    }
+  };
+  let deferred = false;
   try {
-    getNative().epDispatch(qc, sc ?? null, h.weights, h.indices, h.layout.posInExpert, h.layout.sendList, h.plan, h.numExperts,
-      h.channels, chunk, recvX, recvScale ?? null, recvWeights, recvTokenRows, mIndices, !async);
-    if (async) keepForAsync([qc, sc, h.weights, h.indices, h.layout.posInExpert, h.layout.sendList, h.plan]);
+    n.epDispatch(qc, sc ?? null, h.weights, h.indices, h.layout.posInExpert, h.layout.sendList, h.plan, h.numExperts,
+      h.channels, chunk, stagedX, stagedScale ?? null, recvWeights, recvTokenRows, !async);
+    if (async) {
+      pendingFinish.push(expand);
+      deferred = true;
+    } else {
+      expand();
+      deferred = true;
+    }
   } finally {
-    qc.dispose();
-    sc?.dispose();
+    if (!deferred) for (const t of uses) t?.dispose();
   }
   return { x: recvX, scale: recvScale, mIndices, weights: recvWeights, tokensPerExpert: h.tokensPerExpert, handle: h };
 }
@@ -359,7 +394,7 @@ function dispatchCached(q: Tensor, scale: Tensor | undefined, h: EpHandle, o: Pa
   const recvWeights = Tensor.alloc([h.numRows], 'f32', h.device);
   const recvTokenRows = Tensor.alloc([h.numRecvTokens, h.topk], 'i32', h.device);
   const v = (t: Tensor) => t.viewAs(t.shape, t.strides, t.offset);
-  const nh = new EpHandle(h.numExperts, h.worldSize, h.channels, h.numRows, h.numRecvTokens, h.tokensPerExpert, cloneLayout(h.layout),
+  const nh = new EpHandle(h.numExperts, h.worldSize, h.channels, h.numRows, h.numRecvTokens, h.numOwnTokens, h.tokensPerExpert, cloneLayout(h.layout),
     v(h.indices), v(h.weights), v(h.plan), recvWeights, recvTokenRows, q.shape[1]);
   return launchDispatch(q, scale, nh, chunk, !!o.async, recvWeights, recvTokenRows);
 }
@@ -375,8 +410,10 @@ export interface CombineOptions {
 
 /**
  * Sends the expert outputs y (bf16 [M, H], the rows of `handle`'s dispatch) back to the tokens' ranks
- * and reduces them there: out[t] = sum over the token's experts of weight * y[row], in f32 (partial sums
- * per rank travel as bf16), as bf16 [T, H]. A token routed nowhere gets zeros. Collective.
+ * and reduces them there: out[t] = sum over the token's experts of weight * y[row], as bf16 [T, H]. Each
+ * rank first sums, in f32, the weighted rows of every token it received (on the compute stream) and
+ * rounds the sum to bf16; the token's rank then adds these partial sums in f32 (its own first, then the
+ * other ranks' in rank order). A token routed nowhere gets zeros. Collective.
  */
 export function combine(y: Tensor, handle: EpHandle, options?: CombineOptions): Promise<Tensor> {
   const c = new Check('ep.combine');
@@ -388,14 +425,19 @@ export function combine(y: Tensor, handle: EpHandle, options?: CombineOptions): 
   if (y.deviceIndex !== handle.device) c.type(`y is on ${y.device} but the handle's tensors are on cuda:${handle.device}`);
   const chunk = chunkFor('combine', key(s.worldSize, handle.numTokens, handle.hidden, 'bf16', handle.topk), o.chunk, s.slots);
   return serial(() => {
+    const n = getNative();
     const out = Tensor.alloc([handle.numTokens, handle.hidden], 'bf16', handle.device);
+    const partial = Tensor.alloc([handle.numRecvTokens, handle.hidden], 'bf16', handle.device);
     const yc = y.contiguous();
     try {
-      getNative().epCombine(yc, handle.recvWeights, handle.recvTokenRows, handle.indices, handle.layout.posInExpert,
-        handle.layout.tokenIdxInRank, handle.plan, handle.numExperts, handle.channels, chunk, out, !o.async);
-      if (o.async) keepForAsync([yc, handle.recvWeights, handle.recvTokenRows, handle.indices, handle.layout.posInExpert, handle.layout.tokenIdxInRank, handle.plan]);
+      // The weighted sum over this rank's experts of every received token, on the compute stream; then
+      // the exchange of one row per (token, rank) on the comm stream.
+      n.epReduce(yc, handle.recvWeights, handle.recvTokenRows, partial);
+      n.epCombine(partial, handle.layout.tokenIdxInRank, handle.plan, handle.numExperts, handle.channels, chunk, out, !o.async);
+      if (o.async) keepForAsync([partial, handle.layout.tokenIdxInRank, handle.plan]);
     } finally {
       yc.dispose();
+      partial.dispose();
     }
     return out;
   });

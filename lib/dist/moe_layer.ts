@@ -107,8 +107,8 @@ export class EpMoeLayer {
     const y = o.fp8GroupedGemmContiguous(hq.q, hq.scale, w.w2, w.w2Scale, d.mIndices);
     hq.q.dispose();
     hq.scale.dispose();
-    // Shared experts while the partial sums travel.
-    const routed = ep.combine(y, d.handle);
+    // Shared experts on the compute stream while the partial sums travel on the comm stream.
+    const routed = ep.combine(y, d.handle, { async: true });
     let shared: Tensor | undefined;
     if (w.shared) {
       const sq = o.quantizeActivation(x);
@@ -126,6 +126,7 @@ export class EpMoeLayer {
       sh.scale.dispose();
     }
     const out = await routed;
+    await ep.wait();
     y.dispose();
     ep.disposeResult(d);
     d.handle.dispose();

@@ -6,9 +6,9 @@
 // then k; each expert's segment is padded to `align` rows (mIndices -1), segments follow each other
 // in expert order. Rank d receives each token of rank s once if any of its experts is on d: tokens in
 // order of s, then t; recvTokenRows[j][k] is the row of entry k of received token j on d, or -1.
-// Combine, for token t of rank s: f32 acc = 0; if t has rows on s: acc += (sum over k ascending of
-// w_k * y_s[row]); then for each other rank d ascending with rows of t: acc += bf16(sum over k ascending
-// of w_k * y_d[row]); out = bf16(acc). Every product and sum rounds to f32.
+// Combine, for token t of rank s: f32 acc = 0; for rank s first, then each other rank d ascending, if t
+// has rows on it: acc += bf16(sum over k ascending of w_k * y_d[row]); out = bf16(acc). Every product and
+// sum rounds to f32.
 
 export interface SimDispatchRank {
   /** Rows received (padded). */
@@ -130,7 +130,7 @@ export function simulateCombine(
           for (let h = 0; h < H; h++) part[h] = Math.fround(part[h] + Math.fround(w * y[d][row * H + h]));
         }
         if (!any) continue;
-        for (let h = 0; h < H; h++) acc[h] = Math.fround(acc[h] + (d === s ? part[h] : bf16Round(part[h])));
+        for (let h = 0; h < H; h++) acc[h] = Math.fround(acc[h] + bf16Round(part[h]));
       }
       for (let h = 0; h < H; h++) out[t * H + h] = bf16Round(acc[h]);
     }

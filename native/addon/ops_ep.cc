@@ -95,12 +95,6 @@ class CommFence : public Fence {
   std::string op_;
 };
 
-// Row copies through the bulk-copy engine on sm_90+, unless DSK_EP_TMA=0 (then registers, as on sm_80).
-bool ep_tma_enabled() {
-  const char* v = std::getenv("DSK_EP_TMA");
-  return !(v && v[0] == '0');
-}
-
 // An integer knob from the environment (benchmark experiments), else `fallback`.
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -443,10 +437,12 @@ static Napi::Value ep_notify(const Napi::CallbackInfo& info) {
 }
 
 // epDispatch(x [T,H] bf16|fp8, xScale f32 [T,H/128] | null, weights f32 [T,K], indices i32 [T,K], posInExpert i32 [T,K],
-//            sendList i32 [W,T], plan, numExperts, channels, chunk, recvX [M,H], recvScale [M,H/128] | null,
-//            recvWeights f32 [M], recvTokenRows i32 [R,K], mIndices i32 [M], join)
+//            sendList i32 [W,T], plan, numExperts, channels, chunk, stagedX [R-Rself,H], stagedScale [R-Rself,H/128] | null,
+//            recvWeights f32 [M], recvTokenRows i32 [R,K], join)
+// The exchange (comm stream): the peers' tokens land in stagedX once each, with their routing; epExpand
+// then does the rest.
 static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "ep.dispatch", 16);
+  OpArgs a(info, "ep.dispatch", 15);
   TensorArg x = a.tensor(0, "x");
   std::optional<TensorArg> xs = a.optional_tensor(1, "xScale");
   TensorArg w = a.tensor(2, "weights"), idx = a.tensor(3, "indices"), pos = a.tensor(4, "posInExpert"), send = a.tensor(5, "sendList"),
@@ -454,10 +450,10 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   const int E = static_cast<int>(a.integer(7, "numExperts", 1, 4096));
   const int C = static_cast<int>(a.integer(8, "channels", 1, 512));
   const int chunk = static_cast<int>(a.integer(9, "chunk", 1, 1 << 16));
-  TensorArg rx = a.tensor(10, "recvX");
-  std::optional<TensorArg> rs = a.optional_tensor(11, "recvScale");
-  TensorArg rw = a.tensor(12, "recvWeights"), rtr = a.tensor(13, "recvTokenRows"), mi = a.tensor(14, "mIndices");
-  const bool join = a.boolean(15, "join");
+  TensorArg sx = a.tensor(10, "stagedX");
+  std::optional<TensorArg> ss = a.optional_tensor(11, "stagedScale");
+  TensorArg rw = a.tensor(12, "recvWeights"), rtr = a.tensor(13, "recvTokenRows");
+  const bool join = a.boolean(14, "join");
   check_2d(a, x, {DType::BF16, DType::FP8E4M3});
   const bool fp8 = x.dtype == DType::FP8E4M3;
   const int64_t T = x.size(0), H = x.size(1);
@@ -469,30 +465,28 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   for (auto* t : {&w, &idx, &pos}) { a.dim_is(*t, 0, T, "tokens"); a.dim_is(*t, 1, K, "topk"); }
   check_2d(a, send, {DType::I32});
   check_1d(a, plan, {DType::I32});
-  check_2d(a, rx, {x.dtype});
-  a.dim_is(rx, 1, H);
-  const int64_t M = rx.size(0);
+  check_2d(a, sx, {x.dtype});
+  a.dim_is(sx, 1, H);
+  const int64_t staged_rows = sx.size(0);
+  check_1d(a, rw, {DType::F32});
+  const int64_t M = rw.size(0);
   if (fp8) {
-    if (!xs || !rs) a.fail_type("fp8 x needs xScale and recvScale");
+    if (!xs || !ss) a.fail_type("fp8 x needs xScale and stagedScale");
     if (H % 128) a.fail_range("fp8 x needs hidden to be a multiple of 128");
     check_2d(a, *xs, {DType::F32});
     a.dim_is(*xs, 0, T);
     a.dim_is(*xs, 1, H / 128);
-    check_2d(a, *rs, {DType::F32});
-    a.dim_is(*rs, 0, M);
-    a.dim_is(*rs, 1, H / 128);
+    check_2d(a, *ss, {DType::F32});
+    a.dim_is(*ss, 0, staged_rows);
+    a.dim_is(*ss, 1, H / 128);
   } else {
-    if (xs || rs) a.fail_type("xScale and recvScale go with fp8 x only");
+    if (xs || ss) a.fail_type("xScale and stagedScale go with fp8 x only");
     if (H % 8) a.fail_range("bf16 x needs hidden to be a multiple of 8");
   }
-  check_1d(a, rw, {DType::F32});
-  a.dim_is(rw, 0, M);
   check_2d(a, rtr, {DType::I32});
   a.dim_is(rtr, 1, K);
-  check_1d(a, mi, {DType::I32});
-  a.dim_is(mi, 0, M);
-  Device dev = a.same_device({&x, &w, &idx, &pos, &send, &plan, &rx, &rw, &rtr, &mi});
-  if (xs) a.same_device({&x, &*xs, &*rs});
+  Device dev = a.same_device({&x, &w, &idx, &pos, &send, &plan, &sx, &rw, &rtr});
+  if (xs) a.same_device({&x, &*xs, &*ss});
   EpGroup& G = live_group(a, dev);
   const int W = G.world;
   if (E % W) a.fail_range("numExperts must be a multiple of the world size");
@@ -506,16 +500,7 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
     a.fail_range("a token of hidden " + std::to_string(H) + " needs " + std::to_string(sl.bytes) + "-byte ring slots but the group has " +
                  std::to_string(G.g.slot_bytes) + " (raise ep.maxHidden in dist.init)");
   if (2 * chunk > G.g.slots) a.fail_range("chunk must be at most half the ring's " + std::to_string(G.g.slots) + " slots");
-  if (dev.is_cpu()) {
-    const TensorArg xsv = xs ? *xs : x, rsv = rs ? *rs : rx;  // kept alive by the closure
-    const bool has_scale = fp8;
-    CpuQueue::get().push([=] {
-      cpu::ep_dispatch_local(x.data(), has_scale ? xsv.ptr<float>() : nullptr, T, H, fp8 ? 1 : 2, idx.ptr<int32_t>(), w.ptr<float>(), K, E,
-                             pos.ptr<int32_t>(), send.ptr<int32_t>(), plan.ptr<int32_t>(), C, rx.data(),
-                             has_scale ? rsv.ptr<float>() : nullptr, rw.ptr<float>(), rtr.ptr<int32_t>(), mi.ptr<int32_t>());
-    });
-    return info.Env().Undefined();
-  }
+  if (dev.is_cpu()) return info.Env().Undefined();  // a group of one (the CPU device): no peers, epExpand does it all
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(dev.index, a.op());
   d.ensure_usable(a.op());
@@ -531,10 +516,7 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   da.H = H;
   da.M = M;
   da.fp8 = fp8;
-  da.tma = d.info().cc_major >= 9 && ep_tma_enabled();
   da.probe_skip = env_int("DSK_EP_PROBE_SKIP", 0);
-  da.self_warps_on_recv = env_int("DSK_EP_SELF_WARPS_ON_RECV", da.self_warps_on_recv);
-  da.tma_stages = env_int("DSK_EP_DISPATCH_STAGES", da.tma_stages);
   da.x = x.data();
   da.x_scale = xs ? xs->ptr<float>() : nullptr;
   da.weights = w.ptr<float>();
@@ -542,11 +524,11 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   da.pos = pos.ptr<int32_t>();
   da.send_list = send.ptr<int32_t>();
   da.plan = plan.ptr<int32_t>();
-  da.recv_x = rx.data();
-  da.recv_scale = rs ? rs->ptr<float>() : nullptr;
+  da.staged_x = sx.data();
+  da.staged_scale = ss ? ss->ptr<float>() : nullptr;
+  da.staged_rows = staged_rows;
   da.recv_weights = rw.ptr<float>();
   da.recv_token_rows = rtr.ptr<int32_t>();
-  da.m_indices = mi.ptr<int32_t>();
   cuda::ep_dispatch(comm_of(G, d), da, cs);
   d.check_launch(a.op());
   if (join) d.compute_after_comm(a.op());
@@ -556,38 +538,168 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// epCombine(y bf16 [M,H], recvWeights f32 [M], recvTokenRows i32 [R,K], indices i32 [T,K], posInExpert i32 [T,K],
-//           tokenIdxInRank i32 [T,W], plan, numExperts, channels, chunk, out bf16 [T,H], join)
-static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "ep.combine", 12);
-  TensorArg y = a.tensor(0, "y"), rw = a.tensor(1, "recvWeights"), rtr = a.tensor(2, "recvTokenRows"), idx = a.tensor(3, "indices"),
-            pos = a.tensor(4, "posInExpert"), tir = a.tensor(5, "tokenIdxInRank"), plan = a.tensor(6, "plan");
+// epExpand(x [T,H], xScale | null, weights f32 [T,K], indices i32 [T,K], posInExpert i32 [T,K], sendList i32 [W,T],
+//          plan, numExperts, channels, stagedX [R-Rself,H], stagedScale | null, recvTokenRows i32 [R,K], recvWeights f32 [M],
+//          mIndices i32 [M], recvX [M,H], recvScale [M,H/128] | null)
+// The rest of a dispatch whose exchange has reached the compute stream (compute stream): own tokens'
+// routing, mIndices, and the per-expert layout.
+static Napi::Value ep_expand(const Napi::CallbackInfo& info) {
+  OpArgs a(info, "ep.dispatch", 16);
+  TensorArg x = a.tensor(0, "x");
+  std::optional<TensorArg> xs = a.optional_tensor(1, "xScale");
+  TensorArg w = a.tensor(2, "weights"), idx = a.tensor(3, "indices"), pos = a.tensor(4, "posInExpert"), send = a.tensor(5, "sendList"),
+            plan = a.tensor(6, "plan");
   const int E = static_cast<int>(a.integer(7, "numExperts", 1, 4096));
   const int C = static_cast<int>(a.integer(8, "channels", 1, 512));
-  const int chunk = static_cast<int>(a.integer(9, "chunk", 1, 1 << 16));
-  TensorArg out = a.tensor(10, "out");
-  const bool join = a.boolean(11, "join");
+  TensorArg sx = a.tensor(9, "stagedX");
+  std::optional<TensorArg> ss = a.optional_tensor(10, "stagedScale");
+  TensorArg rtr = a.tensor(11, "recvTokenRows"), rw = a.tensor(12, "recvWeights"), mi = a.tensor(13, "mIndices"), rx = a.tensor(14, "recvX");
+  std::optional<TensorArg> rs = a.optional_tensor(15, "recvScale");
+  check_2d(a, x, {DType::BF16, DType::FP8E4M3});
+  const bool fp8 = x.dtype == DType::FP8E4M3;
+  const int64_t T = x.size(0), H = x.size(1);
+  check_2d(a, w, {DType::F32});
+  check_2d(a, idx, {DType::I32});
+  check_2d(a, pos, {DType::I32});
+  const int K = static_cast<int>(idx.size(1));
+  if (K < 1 || K > kEpMaxTopk) a.fail_range("indices must have 1 to " + std::to_string(kEpMaxTopk) + " columns");
+  for (auto* t : {&w, &idx, &pos}) { a.dim_is(*t, 0, T, "tokens"); a.dim_is(*t, 1, K, "topk"); }
+  check_2d(a, send, {DType::I32});
+  check_1d(a, plan, {DType::I32});
+  check_2d(a, sx, {x.dtype});
+  a.dim_is(sx, 1, H);
+  check_2d(a, rx, {x.dtype});
+  a.dim_is(rx, 1, H);
+  check_2d(a, rtr, {DType::I32});
+  a.dim_is(rtr, 1, K);
+  const int64_t R = rtr.size(0), M = rx.size(0), staged_rows = sx.size(0);
+  check_1d(a, rw, {DType::F32});
+  a.dim_is(rw, 0, M);
+  check_1d(a, mi, {DType::I32});
+  a.dim_is(mi, 0, M);
+  if (fp8 != (xs && ss && rs) || (!fp8 && (xs || ss || rs))) a.fail_type("xScale, stagedScale and recvScale go with fp8 x, and only with it");
+  if (fp8) {
+    auto scales = [&](TensorArg& t, int64_t rows) {
+      check_2d(a, t, {DType::F32});
+      a.dim_is(t, 0, rows);
+      a.dim_is(t, 1, H / 128);
+    };
+    scales(*xs, T);
+    scales(*ss, staged_rows);
+    scales(*rs, M);
+  }
+  Device dev = a.same_device({&x, &w, &idx, &pos, &send, &plan, &sx, &rtr, &rw, &mi, &rx});
+  if (fp8) a.same_device({&x, &*xs, &*ss, &*rs});
+  EpGroup& G = live_group(a, dev);
+  const int W = G.world, me = G.rank;
+  if (E % W) a.fail_range("numExperts must be a multiple of the world size");
+  a.dim_is(send, 0, W);
+  a.dim_is(send, 1, T);
+  const EpPlanLayout L = ep_plan_layout(E, W, C);
+  a.dim_is(plan, 0, L.total, "plan size");
+  if (dev.is_cpu()) {
+    const TensorArg xsv = fp8 ? *xs : x, ssv = fp8 ? *ss : x, rsv = fp8 ? *rs : x;  // kept alive by the closure
+    CpuQueue::get().push([=] {
+      cpu::ep_expand(me, W, E, C, T, H, fp8 ? 1 : 2, K, M, x.data(), fp8 ? xsv.ptr<float>() : nullptr, w.ptr<float>(),
+                     idx.ptr<int32_t>(), pos.ptr<int32_t>(), send.ptr<int32_t>(), plan.ptr<int32_t>(), sx.data(),
+                     fp8 ? ssv.ptr<float>() : nullptr, rtr.ptr<int32_t>(), rw.ptr<float>(), mi.ptr<int32_t>(), rx.data(),
+                     fp8 ? rsv.ptr<float>() : nullptr);
+    });
+    return info.Env().Undefined();
+  }
+#if DSK_WITH_CUDA
+  CudaDevice& d = CudaDevice::get(dev.index, a.op());
+  d.ensure_usable(a.op());
+  CudaDeviceGuard guard(dev.index);
+  cuda::EpExpandArgs ea;
+  ea.C = C;
+  ea.E = E;
+  ea.W = W;
+  ea.me = me;
+  ea.K = K;
+  ea.T = T;
+  ea.H = H;
+  ea.M = M;
+  ea.R = R;
+  ea.fp8 = fp8;
+  ea.x = x.data();
+  ea.x_scale = fp8 ? xs->ptr<float>() : nullptr;
+  ea.weights = w.ptr<float>();
+  ea.idx = idx.ptr<int32_t>();
+  ea.pos = pos.ptr<int32_t>();
+  ea.send_list = send.ptr<int32_t>();
+  ea.plan = plan.ptr<int32_t>();
+  ea.staged_x = sx.data();
+  ea.staged_scale = fp8 ? ss->ptr<float>() : nullptr;
+  ea.recv_token_rows = rtr.ptr<int32_t>();
+  ea.recv_weights = rw.ptr<float>();
+  ea.m_indices = mi.ptr<int32_t>();
+  ea.recv_x = rx.data();
+  ea.recv_scale = fp8 ? rs->ptr<float>() : nullptr;
+  cuda::ep_expand(ea, d.stream());
+  d.check_launch(a.op());
+#else
+  a.fail_type("this build has no CUDA support");
+#endif
+  return info.Env().Undefined();
+}
+
+// epReduce(y bf16 [M,H], recvWeights f32 [M], recvTokenRows i32 [R,K], partial bf16 [R,H]): the per-(token, rank)
+// weighted sums a combine sends (compute stream).
+static Napi::Value ep_reduce(const Napi::CallbackInfo& info) {
+  OpArgs a(info, "ep.combine", 4);
+  TensorArg y = a.tensor(0, "y"), rw = a.tensor(1, "recvWeights"), rtr = a.tensor(2, "recvTokenRows"), part = a.tensor(3, "partial");
   check_2d(a, y, {DType::BF16});
   const int64_t M = y.size(0), H = y.size(1);
   if (H % 8) a.fail_range("y needs hidden to be a multiple of 8");
   check_1d(a, rw, {DType::F32});
   a.dim_is(rw, 0, M, "rows of y");
   check_2d(a, rtr, {DType::I32});
-  check_2d(a, idx, {DType::I32});
-  check_2d(a, pos, {DType::I32});
+  const int64_t R = rtr.size(0);
+  const int K = static_cast<int>(rtr.size(1));
+  if (K < 1 || K > kEpMaxTopk) a.fail_range("recvTokenRows must have 1 to " + std::to_string(kEpMaxTopk) + " columns");
+  check_2d(a, part, {DType::BF16});
+  a.dim_is(part, 0, R, "received tokens");
+  a.dim_is(part, 1, H);
+  Device dev = a.same_device({&y, &rw, &rtr, &part});
+  if (dev.is_cpu()) {
+    CpuQueue::get().push([=] {
+      cpu::ep_reduce(y.ptr<uint16_t>(), M, H, rw.ptr<float>(), rtr.ptr<int32_t>(), R, K, part.ptr<uint16_t>());
+    });
+    return info.Env().Undefined();
+  }
+#if DSK_WITH_CUDA
+  CudaDevice& d = CudaDevice::get(dev.index, a.op());
+  d.ensure_usable(a.op());
+  CudaDeviceGuard guard(dev.index);
+  cuda::ep_reduce(y.ptr<uint16_t>(), M, H, rw.ptr<float>(), rtr.ptr<int32_t>(), R, K, part.ptr<uint16_t>(), d.stream());
+  d.check_launch(a.op());
+#else
+  a.fail_type("this build has no CUDA support");
+#endif
+  return info.Env().Undefined();
+}
+
+// epCombine(partial bf16 [R,H], tokenIdxInRank i32 [T,W], plan, numExperts, channels, chunk, out bf16 [T,H], join):
+// the exchange of a combine (comm stream), after epReduce.
+static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
+  OpArgs a(info, "ep.combine", 8);
+  TensorArg part = a.tensor(0, "partial"), tir = a.tensor(1, "tokenIdxInRank"), plan = a.tensor(2, "plan");
+  const int E = static_cast<int>(a.integer(3, "numExperts", 1, 4096));
+  const int C = static_cast<int>(a.integer(4, "channels", 1, 512));
+  const int chunk = static_cast<int>(a.integer(5, "chunk", 1, 1 << 16));
+  TensorArg out = a.tensor(6, "out");
+  const bool join = a.boolean(7, "join");
+  check_2d(a, part, {DType::BF16});
+  const int64_t R = part.size(0), H = part.size(1);
+  if (H % 8) a.fail_range("partial needs hidden to be a multiple of 8");
   check_2d(a, tir, {DType::I32});
   check_1d(a, plan, {DType::I32});
   check_2d(a, out, {DType::BF16});
-  const int64_t T = idx.size(0);
-  const int K = static_cast<int>(idx.size(1));
-  if (K < 1 || K > kEpMaxTopk) a.fail_range("indices must have 1 to " + std::to_string(kEpMaxTopk) + " columns");
-  a.dim_is(rtr, 1, K);
-  a.dim_is(pos, 0, T);
-  a.dim_is(pos, 1, K);
-  a.dim_is(tir, 0, T);
+  const int64_t T = tir.size(0);
   a.dim_is(out, 0, T);
   a.dim_is(out, 1, H);
-  Device dev = a.same_device({&y, &rw, &rtr, &idx, &pos, &tir, &plan, &out});
+  Device dev = a.same_device({&part, &tir, &plan, &out});
   EpGroup& G = live_group(a, dev);
   const int W = G.world;
   if (E % W) a.fail_range("numExperts must be a multiple of the world size");
@@ -598,9 +710,7 @@ static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
   if (H * 2 > G.g.slot_bytes) a.fail_range("hidden " + std::to_string(H) + " does not fit the group's ring slots (raise ep.maxHidden)");
   if (2 * chunk > G.g.slots) a.fail_range("chunk must be at most half the ring's " + std::to_string(G.g.slots) + " slots");
   if (dev.is_cpu()) {
-    CpuQueue::get().push([=] {
-      cpu::ep_combine_local(y.ptr<uint16_t>(), H, rw.ptr<float>(), rtr.ptr<int32_t>(), tir.ptr<int32_t>(), T, K, out.ptr<uint16_t>());
-    });
+    CpuQueue::get().push([=] { cpu::ep_combine_local(part.ptr<uint16_t>(), H, tir.ptr<int32_t>(), T, out.ptr<uint16_t>()); });
     return info.Env().Undefined();
   }
 #if DSK_WITH_CUDA
@@ -611,27 +721,14 @@ static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
   cuda::EpCombineArgs ca;
   ca.C = C;
   ca.chunk = chunk;
-  ca.K = K;
   ca.E = E;
   ca.T = T;
   ca.H = H;
-  ca.y = y.ptr<uint16_t>();
-  ca.recv_weights = rw.ptr<float>();
-  ca.recv_token_rows = rtr.ptr<int32_t>();
-  ca.idx = idx.ptr<int32_t>();
-  ca.pos = pos.ptr<int32_t>();
+  ca.R = R;
+  ca.partial = part.ptr<uint16_t>();
   ca.token_idx_in_rank = tir.ptr<int32_t>();
   ca.plan = plan.ptr<int32_t>();
   ca.out = out.ptr<uint16_t>();
-  // Register loads by default (measured fastest, bench/NOTES.md v5); DSK_EP_COMBINE_PIPE=1: shared-memory
-  // pipeline fed by 16-byte cp.async, =2: fed by bulk copies (sm_90).
-  const int pipe = env_int("DSK_EP_COMBINE_PIPE", 0);
-  ca.tma = pipe != 0 && d.info().cc_major >= 9 && ep_tma_enabled();
-  ca.async16 = pipe == 1;
-  ca.stages = env_int("DSK_EP_COMBINE_STAGES", 2);
-  ca.stage_bytes = env_int("DSK_EP_COMBINE_STAGE_BYTES", pipe == 1 ? 6144 : 7040);
-  ca.M = M;
-  ca.probe = env_int("DSK_EP_PROBE_COMBINE", 0);
   cuda::ep_combine(comm_of(G, d), ca, d.comm_stream(a.op()));
   d.check_launch(a.op());
   if (join) d.compute_after_comm(a.op());
@@ -781,6 +878,8 @@ DSK_EXPORTS(ep_exports) {
   def(env, exports, "epNotify", ep_notify);
   def(env, exports, "epDispatch", ep_dispatch);
   def(env, exports, "epCombine", ep_combine);
+  def(env, exports, "epExpand", ep_expand);
+  def(env, exports, "epReduce", ep_reduce);
   def(env, exports, "epJoin", ep_join);
   def(env, exports, "epTimerCreate", ep_timer_create);
   def(env, exports, "epTimerRecord", ep_timer_record);

@@ -110,7 +110,15 @@ DSK_HD EpPlanLayout ep_plan_layout(int E, int W, int C) {
   return p;
 }
 
-// What the host learns after the count exchange: [M, R, seg_count[0..Eloc)].
-constexpr int kEpSummaryHeader = 2;
+// What the host learns after the count exchange: [M, R, R_self, seg_count[0..Eloc)] (R_self: the tokens
+// of R that are this rank's own).
+constexpr int kEpSummaryHeader = 3;
+
+// Where received token jg (0..R) is staged between the exchange and the per-expert layout: peers' tokens
+// in a buffer of R - R_self rows (own tokens are read from x where they are), i.e. row jg with the own
+// range [own_begin, own_end) taken out; -1 for an own token.
+DSK_HD int64_t ep_staged_row(int64_t jg, int64_t own_begin, int64_t own_end) {
+  return jg < own_begin ? jg : jg >= own_end ? jg - (own_end - own_begin) : -1;
+}
 
 }  // namespace dsk

@@ -102,7 +102,7 @@ void ep_plan(int me, int W, int E, int C, const int32_t* cnt, const int32_t* cha
     plan[L.send_start + d * (C + 1) + C] = run;
   }
   // What I receive.
-  int32_t off = 0;
+  int32_t off = 0, own = 0;
   for (int s = 0; s < W; s++) {
     plan[L.recv_offset + s] = off;
     int32_t run = 0;
@@ -112,6 +112,7 @@ void ep_plan(int me, int W, int E, int C, const int32_t* cnt, const int32_t* cha
       plan[L.recv_start + s * C + c] = run;
       run += n;
     }
+    if (s == me) own = run;
     off += run;
   }
   plan[L.recv_offset + W] = off;
@@ -128,53 +129,71 @@ void ep_plan(int me, int W, int E, int C, const int32_t* cnt, const int32_t* cha
   plan[L.seg_start + Eloc] = rows;
   summary[0] = rows;
   summary[1] = off;
+  summary[2] = own;
 }
 
-void ep_dispatch_local(const void* x, const float* x_scale, int64_t T, int64_t H, int elt, const int32_t* idx,
-                       const float* weights, int K, int E, const int32_t* pos_in_expert, const int32_t* send_list,
-                       const int32_t* plan, int C, void* recv_x, float* recv_scale, float* recv_weights, int32_t* recv_token_rows,
-                       int32_t* m_indices) {
-  const EpPlanLayout L = ep_plan_layout(E, 1, C);
+void ep_expand(int me, int W, int E, int C, int64_t T, int64_t H, int elt, int K, int64_t M, const void* x, const float* x_scale,
+               const float* weights, const int32_t* idx, const int32_t* pos_in_expert, const int32_t* send_list, const int32_t* plan,
+               const void* staged_x, const float* staged_scale, int32_t* recv_token_rows, float* recv_weights, int32_t* m_indices,
+               void* recv_x, float* recv_scale) {
+  const EpPlanLayout L = ep_plan_layout(E, W, C);
+  const int Eloc = E / W;
+  const int64_t R = plan[L.recv_offset + W], own_begin = plan[L.recv_offset + me], own_end = plan[L.recv_offset + me + 1];
   const int64_t row_bytes = H * elt, nscale = x_scale ? H / 128 : 0;
-  const int32_t R = plan[L.recv_offset + 1], M = plan[L.seg_start + E];
-  parallel_for(R, 16, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; j++) {
-      int64_t t = send_list[j];
-      for (int k = 0; k < K; k++) {
-        int32_t e = idx[t * K + k], p = pos_in_expert[t * K + k];
-        int32_t row = (e >= 0 && e < E && p >= 0) ? plan[L.row_base + e] + p : -1;
-        recv_token_rows[j * K + k] = row;
-        if (row < 0) continue;
-        std::memcpy(static_cast<char*>(recv_x) + row * row_bytes, static_cast<const char*>(x) + t * row_bytes, row_bytes);
-        if (nscale) std::memcpy(recv_scale + row * nscale, x_scale + t * nscale, nscale * 4);
-        recv_weights[row] = weights[t * K + k];
-      }
-    }
-  });
   parallel_for(M, 1024, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
-      int le = static_cast<int>(std::upper_bound(plan + L.seg_start, plan + L.seg_start + E + 1, static_cast<int32_t>(r)) - (plan + L.seg_start)) - 1;
+      int le = static_cast<int>(std::upper_bound(plan + L.seg_start, plan + L.seg_start + Eloc + 1, static_cast<int32_t>(r)) - (plan + L.seg_start)) - 1;
       m_indices[r] = r - plan[L.seg_start + le] < plan[L.seg_count + le] ? le : -1;
     }
   });
+  parallel_for(R, 16, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; j++) {
+      const int64_t staged = ep_staged_row(j, own_begin, own_end);
+      const int64_t t = staged < 0 ? send_list[int64_t(me) * T + (j - own_begin)] : 0;
+      const char* src = staged < 0 ? static_cast<const char*>(x) + t * row_bytes : static_cast<const char*>(staged_x) + staged * row_bytes;
+      const float* ssrc = !nscale ? nullptr : staged < 0 ? x_scale + t * nscale : staged_scale + staged * nscale;
+      for (int k = 0; k < K; k++) {
+        int32_t row;
+        if (staged < 0) {  // an own token: its routing is written here
+          const int32_t e = idx[t * K + k], p = pos_in_expert[t * K + k];
+          row = (e >= 0 && e < E && p >= 0 && e / Eloc == me) ? plan[L.row_base + e] + p : -1;
+          if (row >= M) row = -1;
+          recv_token_rows[j * K + k] = row;
+          if (row >= 0) recv_weights[row] = weights[t * K + k];
+        } else {
+          row = recv_token_rows[j * K + k];
+          if (row >= M) row = -1;
+        }
+        if (row < 0) continue;
+        std::memcpy(static_cast<char*>(recv_x) + row * row_bytes, src, row_bytes);
+        if (nscale) std::memcpy(recv_scale + row * nscale, ssrc, nscale * 4);
+      }
+    }
+  });
 }
 
-void ep_combine_local(const uint16_t* y, int64_t H, const float* recv_weights, const int32_t* recv_token_rows,
-                      const int32_t* token_idx_in_rank, int64_t T, int K, uint16_t* out) {
-  parallel_for(T, 4, [&](int64_t t0, int64_t t1) {
+void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows, int64_t R, int K,
+               uint16_t* partial) {
+  parallel_for(R, 4, [&](int64_t j0, int64_t j1) {
     std::vector<float> acc(H);
-    for (int64_t t = t0; t < t1; t++) {
+    for (int64_t j = j0; j < j1; j++) {
       std::fill(acc.begin(), acc.end(), 0.0f);
-      int32_t j = token_idx_in_rank[t];
-      if (j >= 0) {
-        for (int k = 0; k < K; k++) {
-          int32_t row = recv_token_rows[int64_t(j) * K + k];
-          if (row < 0) continue;
-          float w = recv_weights[row];
-          for (int64_t h = 0; h < H; h++) acc[h] = acc[h] + w * bf16_to_f32(y[row * H + h]);
-        }
+      for (int k = 0; k < K; k++) {
+        const int32_t row = recv_token_rows[j * K + k];
+        if (row < 0 || row >= M) continue;
+        const float w = recv_weights[row];
+        for (int64_t h = 0; h < H; h++) acc[h] = acc[h] + w * bf16_to_f32(y[row * H + h]);
       }
-      for (int64_t h = 0; h < H; h++) out[t * H + h] = f32_to_bf16(acc[h]);
+      for (int64_t h = 0; h < H; h++) partial[j * H + h] = f32_to_bf16(acc[h]);
+    }
+  });
+}
+
+void ep_combine_local(const uint16_t* partial, int64_t H, const int32_t* token_idx_in_rank, int64_t T, uint16_t* out) {
+  parallel_for(T, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      const int32_t j = token_idx_in_rank[t];
+      for (int64_t h = 0; h < H; h++) out[t * H + h] = f32_to_bf16(0.0f + (j >= 0 ? bf16_to_f32(partial[int64_t(j) * H + h]) : 0.0f));
     }
   });
 }

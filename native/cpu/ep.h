@@ -24,22 +24,29 @@ void ep_layout(const int32_t* idx, int64_t T, int K, int E, int W, int32_t* toke
 
 // The plan (see EpPlanLayout) of rank `me` from every rank's counts: cnt[s][E] (tokens_per_expert of
 // rank s) and chan[s][d][C] (tokens rank s sends rank d in channel c). Writes the summary
-// [M, R, seg_count...] to `summary`.
+// [M, R, R_self, seg_count...] to `summary`.
 void ep_plan(int me, int W, int E, int C, const int32_t* cnt, const int32_t* chan, int32_t* plan, int32_t* summary);
 
 // Tokens rank `me` sends each rank per channel: chan[d][c], from its layout (send_list, tokens_per_rank).
 void ep_channel_counts(int64_t T, int W, int C, const int32_t* send_list, const int32_t* tokens_per_rank, int32_t* chan);
 
-// Dispatch inside a group of one rank: every routed (t, k) lands in row row_base[e] + pos_in_expert[t, k].
-// x [T, H] of `elt` bytes per value, x_scale f32 [T, H/128] (fp8) or null; outputs recv_x [M, H],
-// recv_scale [M, H/128], recv_weights f32 [M], recv_token_rows i32 [R, K], m_indices i32 [M].
-void ep_dispatch_local(const void* x, const float* x_scale, int64_t T, int64_t H, int elt, const int32_t* idx,
-                       const float* weights, int K, int E, const int32_t* pos_in_expert, const int32_t* send_list,
-                       const int32_t* plan, int C, void* recv_x, float* recv_scale, float* recv_weights, int32_t* recv_token_rows,
-                       int32_t* m_indices);
+// The rest of a dispatch on rank `me` of W, after its exchange (as cuda::ep_expand): m_indices i32 [M]; the
+// routing of the rank's own tokens (recv_token_rows i32 [R, K]: row row_base[e] + pos_in_expert[t, k], or
+// -1; recv_weights f32 [M] by row); and every received token (own ones from x through send_list, the
+// peers' from staged_x at ep_staged_row) copied to each of its rows < M of recv_x (`elt` bytes per
+// value) with its fp8 scales (x_scale null: bf16). In a group of one this is the whole dispatch.
+void ep_expand(int me, int W, int E, int C, int64_t T, int64_t H, int elt, int K, int64_t M, const void* x, const float* x_scale,
+               const float* weights, const int32_t* idx, const int32_t* pos_in_expert, const int32_t* send_list, const int32_t* plan,
+               const void* staged_x, const float* staged_scale, int32_t* recv_token_rows, float* recv_weights, int32_t* m_indices,
+               void* recv_x, float* recv_scale);
 
-// Combine inside a group of one rank: out[t] = bf16(sum over k of w * y[row]) in f32, k ascending.
-void ep_combine_local(const uint16_t* y, int64_t H, const float* recv_weights, const int32_t* recv_token_rows,
-                      const int32_t* token_idx_in_rank, int64_t T, int K, uint16_t* out);
+// partial[j] = bf16(sum over k ascending of recv_weights[row] * y[row]) in f32 (zeros without rows), for
+// the R received tokens (as cuda::ep_reduce).
+void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows, int64_t R, int K,
+               uint16_t* partial);
+
+// Combine inside a group of one rank: out[t] = bf16(0 + partial[token_idx_in_rank[t]]) in f32, zeros for a
+// token routed nowhere (the home rank's sum with no peers).
+void ep_combine_local(const uint16_t* partial, int64_t H, const int32_t* token_idx_in_rank, int64_t T, uint16_t* out);
 
 }  // namespace dsk::cpu

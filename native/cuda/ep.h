@@ -36,10 +36,8 @@ void ep_notify(const EpComm& comm, uint32_t epoch, int E, int K, int64_t H, bool
 
 struct EpDispatchArgs {
   int C = 1, chunk = 8, K = 1, E = 1;
-  int64_t T = 0, H = 0, M = 0;  // M: rows of recv_x (rows outside it are dropped, never written)
+  int64_t T = 0, H = 0, M = 0;  // M: rows of the per-expert layout (rows outside it are dropped)
   bool fp8 = false;
-  bool tma = false;                 // copy rows with the bulk-copy engine (sm_90 and later)
-  int tma_stages = 2;               // staging buffers per warp: 2 lets a piece's load overlap the last one's stores
   const void* x = nullptr;          // [T, H] bf16 or fp8
   const float* x_scale = nullptr;   // [T, H/128] (fp8)
   const float* weights = nullptr;   // [T, K]
@@ -47,47 +45,61 @@ struct EpDispatchArgs {
   const int32_t* pos = nullptr;     // pos_in_expert [T, K]
   const int32_t* send_list = nullptr;  // [W, T]
   const int32_t* plan = nullptr;
-  void* recv_x = nullptr;           // [M, H]
-  float* recv_scale = nullptr;      // [M, H/128] (fp8)
-  float* recv_weights = nullptr;    // [M]
-  int32_t* recv_token_rows = nullptr;  // [R, K]
-  int32_t* m_indices = nullptr;        // [M], filled by the kernel when given
-  // Benchmark probe only (results wrong): bit 0 skips the own rows' payload, bit 1 the peer push's
-  // payload, bit 2 the receiver's payload copies; the handshakes and metadata still run.
+  void* staged_x = nullptr;         // [R - R_self, H]: the peers' tokens, once each (ep_staged_row)
+  float* staged_scale = nullptr;    // [R - R_self, H/128] (fp8)
+  int64_t staged_rows = 0;
+  float* recv_weights = nullptr;    // [M]: the weights of the rows of the peers' tokens
+  int32_t* recv_token_rows = nullptr;  // [R, K]: the rows of the peers' tokens
+  // Benchmark probe only (results wrong): bit 1 skips the peer push's payload, bit 2 the receiver's
+  // payload copies; the handshakes and metadata still run.
   int probe_skip = 0;
-  // > 0: the own rows are written by this many warps of the receiver block instead of the sender's
-  // (which then only pushes to the peers). 0: the sender block writes them.
-  int self_warps_on_recv = 0;
 };
-// Warp-specialized dispatch on 2*C blocks: block 2c sends channel c (one warp group per destination;
-// to itself it writes rows directly), block 2c+1 receives it (one warp group per source).
+// The exchange of a dispatch, warp-specialized on 2*C blocks: block 2c sends channel c (one warp group
+// per peer), block 2c+1 receives it (one group per source) into staged_x, one row per token, with the
+// tokens' routing. Nothing to do in a group of one.
 void ep_dispatch(const EpComm& comm, const EpDispatchArgs& a, Stream s);
 
+// The rest of a dispatch, after its exchange, with any number of SMs: the routing of this rank's own
+// tokens (recv_token_rows, recv_weights), mIndices, and every received token (own ones from x, the
+// peers' from staged_x) copied to each of its rows of recv_x with its fp8 scales.
+struct EpExpandArgs {
+  int C = 1, E = 1, W = 1, me = 0, K = 1;
+  int64_t T = 0, H = 0, M = 0, R = 0;
+  bool fp8 = false;
+  const void* x = nullptr;              // [T, H]
+  const float* x_scale = nullptr;       // [T, H/128] (fp8)
+  const float* weights = nullptr;       // [T, K]
+  const int32_t* idx = nullptr;         // [T, K]
+  const int32_t* pos = nullptr;         // pos_in_expert [T, K]
+  const int32_t* send_list = nullptr;   // [W, T]
+  const int32_t* plan = nullptr;
+  const void* staged_x = nullptr;       // [R - R_self, H]
+  const float* staged_scale = nullptr;  // [R - R_self, H/128] (fp8)
+  int32_t* recv_token_rows = nullptr;   // [R, K]: the peers' tokens' rows are read, the own ones written
+  float* recv_weights = nullptr;        // [M]
+  int32_t* m_indices = nullptr;         // [M]
+  void* recv_x = nullptr;               // [M, H]
+  float* recv_scale = nullptr;          // [M, H/128] (fp8)
+};
+void ep_expand(const EpExpandArgs& a, Stream s);
+
+// The first half of a combine, on the compute SMs: for every received token j (0..R), the f32 sum over
+// its rows (k ascending) of recv_weights[row] * y[row], rounded to bf16, into partial[j] (zeros if it
+// has no rows).
+void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows, int64_t R, int K,
+               uint16_t* partial, Stream s);
+
 struct EpCombineArgs {
-  int C = 1, chunk = 8, K = 1, E = 1;
-  int64_t T = 0, H = 0;
-  const uint16_t* y = nullptr;               // [M, H] bf16 expert outputs
-  const float* recv_weights = nullptr;       // [M]
-  const int32_t* recv_token_rows = nullptr;  // [R, K]
-  const int32_t* idx = nullptr;              // [T, K] my routing
-  const int32_t* pos = nullptr;              // [T, K]
+  int C = 1, chunk = 8, E = 1;
+  int64_t T = 0, H = 0, R = 0;
+  const uint16_t* partial = nullptr;          // [R, H] bf16, from ep_reduce
   const int32_t* token_idx_in_rank = nullptr;  // [T, W]
   const int32_t* plan = nullptr;
-  uint16_t* out = nullptr;                   // [T, H] bf16
-  // tma (sm_90): each warp loads a token's rows (a slice of the hidden dimension at a time) into one of
-  // `stages` shared-memory stages of `stage_bytes` and reduces from there, with 16-byte cp.async per lane
-  // (async16) or one bulk copy per row (ep_combine_bulk.cu); else register loads (ep_combine.cu).
-  bool tma = false, async16 = false;
-  int stages = 2, stage_bytes = 7040;
-  int64_t M = 0;  // rows of y
-  // Benchmark probe only (results wrong): bit 0 reads rows (t * K + k) % M instead of the routed ones
-  // (a streaming access pattern), bit 1 skips the stores of partial sums to the peers, bit 2 skips the
-  // home rank's own rows (bulk kernel).
-  int probe = 0;
+  uint16_t* out = nullptr;                     // [T, H] bf16
 };
-// Block 2c sends, for every token it received in channel c, the f32 sum of its rows weighted by their
-// routing weights (as bf16) back to the token's rank; block 2c+1 adds, for each of its own tokens of
-// channel c, its local rows (f32) then the partial sums of the other ranks (ascending) and writes bf16.
+// The exchange of a combine: block 2c sends, for every token it received in channel c, its partial sum
+// back to the token's rank; block 2c+1 adds, for each of its own tokens of channel c, its own partial sum
+// then the other ranks' (ascending) in f32 and writes bf16.
 void ep_combine(const EpComm& comm, const EpCombineArgs& a, Stream s);
 
 // Benchmark helpers: a compute-bound kernel of `blocks` blocks that each hold a whole SM (1024 threads and

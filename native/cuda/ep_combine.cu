@@ -1,13 +1,12 @@
-// Combine: the reverse trip, reducing on the way.
+// Combine: the reverse trip of the per-(token, rank) partial sums ep_reduce computed.
 //
 // Block 2c (expert side) walks the tokens it received from each peer s in channel c (in the order of
-// the dispatch), sums each token's rows weighted by their routing weights in f32 (k ascending), rounds
-// the partial sum to bf16 and pushes it into the ring (me -> s, c) — one row per (token, rank), as
-// much traffic as the dispatch. Block 2c+1 (home side) walks its own tokens of channel c in windows:
-// the leader waits until every peer has published the partial sums the window needs, then each token's
-// output is  bf16( local + partial[d0] + partial[d1] + ... )  in f32: first its rows on this rank (the
-// same weighted sum, not rounded), then the peers' partial sums in ascending rank order; a token
-// routed nowhere gets zeros. cpu simulation (lib/dist/simulate.ts) follows the same order exactly.
+// the dispatch) and pushes each token's partial sum (bf16, contiguous rows of `partial`) into the ring
+// (me -> s, c) — one row per (token, rank), as much traffic as the dispatch. Block 2c+1 (home side)
+// walks its own tokens of channel c in windows: the leader waits until every peer has published the
+// partial sums the window needs, then each token's output is  bf16( own + partial[d0] + partial[d1] ... )
+// in f32: its own partial sum first (if it has rows here), then the peers' in ascending rank order; a
+// token routed nowhere gets zeros. The CPU simulation (lib/dist/simulate.ts) follows the same order.
 #include "ep_common.cuh"
 
 namespace dsk::cuda {
@@ -15,50 +14,12 @@ namespace dsk::cuda {
 namespace {
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
-constexpr int kBatch = 4;  // rows (or peers) whose loads are issued together per lane
-constexpr int kVec = 2;    // 16-byte vectors per lane and row: kBatch * kVec loads in flight
-
-// acc[u][0..8) = sum over the rows (k order) of w * y[row][v + 32u], f32 multiply then add, for the
-// lane's kVec vectors. Lane k holds row k and its weight; kBatch rows' loads are issued before use.
-__device__ __forceinline__ void weighted_rows(const int4* y, int64_t stride_v, const EpLaneRows& r, float w_mine, int64_t v,
-                                              int64_t v1, float (&acc)[kVec][8]) {
-#pragma unroll
-  for (int u = 0; u < kVec; u++)
-#pragma unroll
-    for (int j = 0; j < 8; j++) acc[u][j] = 0.f;
-  for (uint32_t m = r.mask; m;) {
-    int4 buf[kBatch][kVec];
-    float w[kBatch];
-    int nb = 0;
-#pragma unroll
-    for (int i = 0; i < kBatch; i++) {
-      const int l = m ? __ffs(m) - 1 : 0;
-      const int row = __shfl_sync(0xffffffffu, r.row, l);
-      w[i] = __shfl_sync(0xffffffffu, w_mine, l);
-      if (m) {
-#pragma unroll
-        for (int u = 0; u < kVec; u++)
-          if (v + 32 * u < v1) buf[i][u] = ptx::ld_nc_na_v4(y + int64_t(row) * stride_v + v + 32 * u);
-        nb++;
-        m &= m - 1;
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < kBatch; i++) {
-      if (i < nb) {
-#pragma unroll
-        for (int u = 0; u < kVec; u++) {
-          if (v + 32 * u < v1) {
-            float f[8];
-            bf16x8_to_f32(buf[i][u], f);
-#pragma unroll
-            for (int j = 0; j < 8; j++) acc[u][j] = __fadd_rn(acc[u][j], __fmul_rn(w[i], f[j]));
-          }
-        }
-      }
-    }
-  }
-}
+constexpr int kUnroll = 14;  // 16-byte loads in flight per lane when pushing
+// The home side is latency-bound (a warp walks its tokens one after the other): each step issues the
+// loads of kBatch sources x kVec 16-byte vectors per lane before adding (2 x 4: a token's two sources of a
+// 2-GPU group in one step, 128 vectors of each, so 7 steps for hidden 7168).
+constexpr int kBatch = 2;
+constexpr int kVec = 4;
 
 __device__ void combine_send(const EpComm& comm, const EpCombineArgs& a, int c, int s, int bar, int wig, int G, int lane,
                              volatile int* s_flag) {
@@ -72,7 +33,6 @@ __device__ void combine_send(const EpComm& comm, const EpCombineArgs& a, int c, 
   uint64_t* tail_own = ep_counter_ptr(comm, me, comm.g.off_tail_own, s, c);
   uint64_t tail = *reinterpret_cast<volatile uint64_t*>(tail_own);
   const bool leader = wig == 0 && lane == 0;
-  const int4* y = reinterpret_cast<const int4*>(a.y);
   for (int32_t start = 0; start < N; start += a.chunk) {
     const int n = min(a.chunk, N - start);
     if (leader) {
@@ -84,21 +44,9 @@ __device__ void combine_send(const EpComm& comm, const EpCombineArgs& a, int c, 
     const int P = ep_pieces(n, G, vecs);
     for (int u = wig; u < n * P; u += G) {
       const int i = u / P, p = u % P;
-      const int64_t jg = jg0 + start + i;
-      int row = lane < a.K ? a.recv_token_rows[jg * a.K + lane] : -1;
-      if ((a.probe & 1) && row >= 0) row = static_cast<int>((jg * a.K + lane) % a.M);
-      const float w = row >= 0 ? a.recv_weights[row] : 0.f;
-      const EpLaneRows r = ep_lane_rows(row, a.K, lane);
+      const int4* src = reinterpret_cast<const int4*>(a.partial) + (jg0 + start + i) * vecs;
       int4* slot = reinterpret_cast<int4*>(comm.peers[s] + ep_ring_slot(comm.g, me, c, int64_t((tail + i) % Q)));
-      const int64_t v0 = vecs * p / P, v1 = vecs * (p + 1) / P;
-      for (int64_t vb = v0; vb < v1; vb += 32 * kVec) {  // warp-uniform (shuffles inside)
-        const int64_t v = vb + lane;
-        float acc[kVec][8];
-        weighted_rows(y, vecs, r, w, v, v1, acc);
-#pragma unroll
-        for (int u = 0; u < kVec; u++)
-          if (v + 32 * u < v1) ptx::st_na_v4(slot + v + 32 * u, f32_to_bf16x8(acc[u]));
-      }
+      ep_copy_one<kUnroll>(src, slot, vecs * p / P, vecs * (p + 1) / P, lane);
     }
     ptx::bar_sync(bar, G * 32);
     tail += n;
@@ -108,11 +56,12 @@ __device__ void combine_send(const EpComm& comm, const EpCombineArgs& a, int c, 
 }
 
 __device__ void combine_recv(const EpComm& comm, const EpCombineArgs& a, int c, int warp, int lane, volatile int* s_flag) {
-  const int W = comm.world, me = comm.rank, C = a.C, Q = comm.g.slots, Eloc = a.E / W;
+  const int W = comm.world, me = comm.rank, C = a.C, Q = comm.g.slots;
   const EpPlanLayout L = ep_plan_layout(a.E, W, C);
   const int64_t t0 = ep_channel_begin(a.T, C, c), t1 = ep_channel_begin(a.T, C, c + 1);
-  const int64_t vecs = a.H / 8;
-  const int4* y = reinterpret_cast<const int4*>(a.y);
+  const int64_t vecs = a.H / 8, own_begin = a.plan[L.recv_offset + me];
+  // Lane q < W reads the q-th source of a token's sum: q = 0 this rank, then the peers ascending.
+  const int src_rank = lane == 0 ? me : (lane - 1 < me ? lane - 1 : lane);
   // Lane d of every warp tracks peer d: where its stream started (head at kernel start, first position).
   uint64_t head0 = 0;
   int32_t first = 0, consumed = 0;
@@ -139,46 +88,36 @@ __device__ void combine_recv(const EpComm& comm, const EpCombineArgs& a, int c, 
     for (int u = warp; u < n * P; u += kWarps) {
       const int i = u / P, p = u % P;
       const int64_t t = ws + i;
-      // My rows of this token, in k order.
-      int row = -1;
-      if (lane < a.K) {
-        const int32_t e = a.idx[t * a.K + lane], q = a.pos[t * a.K + lane];
-        if (e >= 0 && e < a.E && q >= 0 && e / Eloc == me) row = a.plan[L.row_base + e] + q;
-        if ((a.probe & 1) && row >= 0) row = static_cast<int>((t * a.K + lane) % a.M);
+      // The token's partial sums, lane q holding the q-th source's: its own (row of `partial`), then
+      // the peers' ring slots.
+      const uint64_t h0 = __shfl_sync(0xffffffffu, head0, src_rank);  // that source's stream, as lane d tracks it
+      const int32_t f0 = __shfl_sync(0xffffffffu, first, src_rank);
+      const int4* src = nullptr;
+      if (lane < W) {
+        const int d = src_rank;
+        const int32_t j = a.token_idx_in_rank[t * W + d];
+        if (j >= 0 && d == me) src = reinterpret_cast<const int4*>(a.partial) + (own_begin + j) * vecs;
+        else if (j >= 0) src = reinterpret_cast<const int4*>(comm.peers[me] + ep_ring_slot(comm.g, d, c, int64_t((h0 + (j - f0)) % Q)));
       }
-      const float w = row >= 0 ? a.recv_weights[row] : 0.f;
-      const EpLaneRows r = ep_lane_rows(row, a.K, lane);
-      const bool local = r.mask != 0;
-      // The peers' partial sums of this token: lane d holds the slot offset, compacted in rank order.
-      int64_t off = -1;
-      if (lane < W && lane != me) {
-        const int32_t j = a.token_idx_in_rank[t * W + lane];
-        if (j >= 0) off = ep_ring_slot(comm.g, lane, c, int64_t((head0 + (j - first)) % Q));
-      }
-      const uint32_t pm = __ballot_sync(0xffffffffu, off >= 0);
-      const char* base = comm.peers[me];
+      const uint32_t sm = __ballot_sync(0xffffffffu, src != nullptr);
       const int64_t v0 = vecs * p / P, v1 = vecs * (p + 1) / P;
       for (int64_t vb = v0; vb < v1; vb += 32 * kVec) {  // warp-uniform (shuffles inside)
         const int64_t v = vb + lane;
         float acc[kVec][8];
-        if (local) {
-          weighted_rows(y, vecs, r, w, v, v1, acc);  // 0 + local sum, exactly as the f32 order defines
-        } else {
 #pragma unroll
-          for (int u = 0; u < kVec; u++)
+        for (int u = 0; u < kVec; u++)
 #pragma unroll
-            for (int j = 0; j < 8; j++) acc[u][j] = 0.f;
-        }
-        for (uint32_t m = pm; m;) {
+          for (int j = 0; j < 8; j++) acc[u][j] = 0.f;
+        for (uint32_t m = sm; m;) {
           int4 buf[kBatch][kVec];
           int nb = 0;
 #pragma unroll
           for (int k = 0; k < kBatch; k++) {
-            const int64_t o = __shfl_sync(0xffffffffu, off, m ? __ffs(m) - 1 : 0);
+            const int4* o = reinterpret_cast<const int4*>(__shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(src), m ? __ffs(m) - 1 : 0));
             if (m) {
 #pragma unroll
               for (int u = 0; u < kVec; u++)
-                if (v + 32 * u < v1) buf[k][u] = ptx::ld_na_v4(reinterpret_cast<const int4*>(base + o) + v + 32 * u);  // ring slot
+                if (v + 32 * u < v1) buf[k][u] = ptx::ld_na_v4(o + v + 32 * u);
               nb++;
               m &= m - 1;
             }
@@ -228,7 +167,6 @@ __global__ void __launch_bounds__(kThreads, 1) ep_combine_kernel(EpComm comm, Ep
 }  // namespace
 
 void ep_combine(const EpComm& comm, const EpCombineArgs& a, Stream s) {
-  if (a.tma && ep_combine_bulk(comm, a, s)) return;
   ep_combine_kernel<<<2 * a.C, kThreads, 0, to_cuda(s)>>>(comm, a);
 }
 

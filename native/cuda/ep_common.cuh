@@ -148,8 +148,14 @@ static __device__ __forceinline__ int4 f32_to_bf16x8(const float* f) {
   return make_int4(static_cast<int>(w[0]), static_cast<int>(w[1]), static_cast<int>(w[2]), static_cast<int>(w[3]));
 }
 
-// Combine with bulk loads into shared memory (ep_combine_bulk.cu), sm_90. False when the shape or the
-// pointers do not suit it (the caller then runs the register kernel).
-bool ep_combine_bulk(const EpComm& comm, const EpCombineArgs& a, Stream s);
+// fp8 scales of one token (nscale floats) to each of its rows. kRing: `src` is a ring slot.
+template <bool kRing>
+static __device__ __forceinline__ void ep_copy_scales(const float* src, float* dst, int64_t nscale, const EpLaneRows& r, int lane) {
+  for (uint32_t m = r.mask; m; m &= m - 1) {
+    const int row = __shfl_sync(0xffffffffu, r.row, __ffs(m) - 1);
+    for (int64_t q = lane; q < nscale; q += 32)
+      ptx::st_na_f32(dst + int64_t(row) * nscale + q, kRing ? ptx::ld_na_f32(src + q) : ptx::ld_nc_na_f32(src + q));
+  }
+}
 
 }  // namespace dsk::cuda

@@ -141,6 +141,7 @@ __global__ void __launch_bounds__(kThreads) ep_notify_kernel(EpComm comm, uint32
     for (int s = 0; s < W; s++) { plan[L.recv_offset + s] = off; off += rtot[s]; }
     plan[L.recv_offset + W] = off;
     summary[1] = off;
+    summary[2] = rtot[me];
   }
 }
 

@@ -68,6 +68,17 @@ describe(`a group of one rank on ${device}`, () => {
         }
       }
       expect(worst).toBeLessThan(1.6e-2);
+      // Asynchronous dispatch and combine (the layout is written at ep.wait()): the same bits.
+      const da = await dsk.ep.dispatch(xin, d.handle, { async: true });
+      const oa = await dsk.ep.combine(y, d.handle, { async: true });
+      await dsk.ep.wait();
+      const xa = (await da.x.toArray({ raw: true })) as Uint8Array | Uint16Array;
+      const sa = da.scale ? ((await da.scale.toArray()) as Float32Array) : undefined;
+      let asyncBad = 0;
+      for (let i = 0; i < xa.length; i++) if (got.mIndices[Math.floor(i / H)] >= 0 && xa[i] !== got.x[i]) asyncBad++;
+      if (sa) for (let i = 0; i < sa.length; i++) if (got.mIndices[Math.floor(i / (H / 128))] >= 0 && sa[i] !== got.scale![i]) asyncBad++;
+      expect(asyncBad).toBe(0);
+      expect(Array.from((await oa.toArray()) as Float32Array)).toEqual(Array.from(o));
       // A cached dispatch of new data along the same routing lands in the same rows.
       const x2 = dsk.randn([T, H], { seed: 9, device }).cast('bf16');
       if (!fp8) {
