@@ -10,9 +10,11 @@
 // reuse the layout: no count exchange, no host synchronization). Three figures per op:
 //   exchange  the kernel on the comm SMs (what DeepEP's figures time: its dispatch outputs one row per
 //             (token, rank), its combine takes one): comm-stream events around the native exchange call;
-//   local     the per-row work on the compute stream with the whole GPU (the dispatch's per-expert layout,
-//             the combine's weighted sums per received token), which DeepEP leaves to its caller;
-//   op        the public op (ep.dispatch / ep.combine, synchronous): both, one after the other.
+//   local     the per-row work on the compute stream with the whole GPU (the dispatch's per-expert layout;
+//             the combine's weighted sums per received token before its exchange and their sum at home
+//             after it), which DeepEP leaves to its caller or (the sum at home) does on its own SMs;
+//   op        the public op (ep.dispatch / ep.combine, synchronous): both (a dispatch copies its own
+//             tokens while the exchange runs).
 // The full dispatch (count exchange + host sync + kernels) is reported separately. GB/s are counted as DeepEP counts them:
 // received tokens (one per source token and rank, this rank's own included) x bytes per token (fp8:
 // hidden + hidden/128 * 4). The peer-copy bandwidth (copy engine, every rank to the next at once, and
@@ -38,13 +40,13 @@ interface Args {
   probe: boolean;
 }
 
-// Variants of the exchange timed with --probe, each under its environment (read by the addon at every
-// call): payload copies of dispatch left out one part at a time (results wrong; handshakes and metadata
+// Variants of the exchanges timed with --probe, each under its environment (read by the addon at every
+// call): payload copies left out one part at a time (results wrong; handshakes and metadata
 // still run), so the differences place the time.
 const PROBES: { name: string; env: Record<string, string>; ops: ('dispatch' | 'combine')[] }[] = [
-  { name: 'dispatch without peer push payload', env: { DSK_EP_PROBE_SKIP: '2' }, ops: ['dispatch'] },
-  { name: 'dispatch without receiver copies', env: { DSK_EP_PROBE_SKIP: '4' }, ops: ['dispatch'] },
-  { name: 'dispatch handshakes only', env: { DSK_EP_PROBE_SKIP: '6' }, ops: ['dispatch'] },
+  { name: 'without peer push payload', env: { DSK_EP_PROBE_SKIP: '2' }, ops: ['dispatch', 'combine'] },
+  { name: 'without receiver copies', env: { DSK_EP_PROBE_SKIP: '4' }, ops: ['dispatch', 'combine'] },
+  { name: 'handshakes only', env: { DSK_EP_PROBE_SKIP: '6' }, ops: ['dispatch', 'combine'] },
 ];
 
 interface ProbeResult {
@@ -81,6 +83,8 @@ interface OpFigure {
   localUs: number;
   /** The public synchronous op: both. */
   opUs: number;
+  /** Of localUs, the part DeepEP's op does inside itself (combine: the sum at home). */
+  homeUs: number;
   /** DeepEP's count: received tokens x bytes per token. */
   gbpsDeepep: number;
   /** Bytes that crossed NVLink (tokens from other ranks) per rank. */
@@ -189,17 +193,17 @@ async function rankMain(a: Args): Promise<void> {
       rw: mk([M], 'f32'), rtr: mk([Rr, K], 'i32'), mi: mk([M], 'i32'),
       sq: mk([staged, H], 'fp8e4m3'), ss: mk([staged, H / 128], 'f32'), sb: mk([staged, H], 'bf16'),
       rxq: mk([M, H], 'fp8e4m3'), rs: mk([M, H / 128], 'f32'), rxb: mk([M, H], 'bf16'),
-      partial: mk([Rr, H], 'bf16'), out: mk([T, H], 'bf16'),
+      partial: mk([Rr, H], 'bf16'), returned: mk([h.numSentToPeers, H], 'bf16'), out: mk([T, H], 'bf16'),
     };
     const exchangeDispatch = (fp8: boolean, chunk: number) => () => n.epDispatch(fp8 ? xq.q : xb, fp8 ? xq.scale : null, h.weights,
       h.indices, h.layout.posInExpert, h.layout.sendList, h.plan, h.numExperts, h.channels, chunk, fp8 ? ex.sq : ex.sb,
       fp8 ? ex.ss : null, ex.rw, ex.rtr, true);
     const expand = (fp8: boolean) => () => n.epExpand(fp8 ? xq.q : xb, fp8 ? xq.scale : null, h.weights, h.indices, h.layout.posInExpert,
       h.layout.sendList, h.plan, h.numExperts, h.channels, fp8 ? ex.sq : ex.sb, fp8 ? ex.ss : null, ex.rtr, ex.rw, ex.mi,
-      fp8 ? ex.rxq : ex.rxb, fp8 ? ex.rs : null);
+      fp8 ? ex.rxq : ex.rxb, fp8 ? ex.rs : null, 0);
     const reduce = () => n.epReduce(y, h.recvWeights, h.recvTokenRows, ex.partial);
-    const exchangeCombine = (chunk: number) => () => n.epCombine(ex.partial, h.layout.tokenIdxInRank, h.plan, h.numExperts, h.channels,
-      chunk, ex.out, true);
+    const sum = () => n.epSum(ex.partial, ex.returned, h.layout.tokenIdxInRank, h.plan, h.numExperts, h.channels, ex.out);
+    const exchangeCombine = (chunk: number) => () => n.epCombine(ex.partial, ex.returned, h.plan, h.numExperts, h.channels, chunk, true);
     const exUs = async (fn: () => void, iters = a.iters) => (await timeKernels(fn, iters, true)) * 1e3;
     const localUs = async (fn: () => void) => (await timeKernels(fn, a.iters, false)) * 1e3;
     const fp8Us = await exUs(exchangeDispatch(true, tf.dispatch));
@@ -208,7 +212,8 @@ async function rankMain(a: Args): Promise<void> {
     const bf16LocalUs = await localUs(expand(false));
     reduce();
     const combUs = await exUs(exchangeCombine(tb.combine));
-    const combLocalUs = await localUs(reduce);
+    const reduceUs = await localUs(reduce), sumUs = await localUs(sum);
+    const combLocalUs = reduceUs + sumUs;
     const fp8OpUs = (await timeBatch(() => dsk.ep.dispatch(xq, h), a.iters, dispose)) * 1e3;
     const bf16OpUs = (await timeBatch(() => dsk.ep.dispatch(xb, h), a.iters, dispose)) * 1e3;
     const combOpUs = (await timeBatch(() => dsk.ep.combine(y, h), a.iters, dispose)) * 1e3;
@@ -243,10 +248,11 @@ async function rankMain(a: Args): Promise<void> {
         probes.push(r);
       }
     }
-    const fig = (us: number, local: number, op: number, perToken: number, chunk: number): OpFigure => ({
+    const fig = (us: number, local: number, op: number, perToken: number, chunk: number, home = 0): OpFigure => ({
       us,
       localUs: local,
       opUs: op,
+      homeUs: home,
       gbpsDeepep: (recvTokens * perToken) / (us * 1e3),
       gbpsNvlink: (fromPeers * perToken) / (us * 1e3),
       chunk,
@@ -255,7 +261,7 @@ async function rankMain(a: Args): Promise<void> {
       sms,
       dispatchFp8: fig(fp8Us, fp8LocalUs, fp8OpUs, H + (H / 128) * 4, tf.dispatch),
       dispatchBf16: fig(bf16Us, bf16LocalUs, bf16OpUs, 2 * H, tb.dispatch),
-      combine: fig(combUs, combLocalUs, combOpUs, 2 * H, tb.combine),
+      combine: fig(combUs, combLocalUs, combOpUs, 2 * H, tb.combine, sumUs),
       fullDispatchFp8Us: fullUs,
       tune: { fp8: tf.dispatchTimes, bf16: tb.dispatchTimes, combine: tb.combineTimes },
       probes,
@@ -359,7 +365,7 @@ function printTable(setting: Record<string, unknown>, ranks: RankResult[]): void
   console.log(`\nbench:ep  ${setting.worldSize} x ${setting.gpu}, ${setting.tokensPerRank} tokens/rank, hidden ${setting.hidden}, top-${setting.topk} of ${setting.experts} (4 of 8 groups)`);
   console.log(`received tokens per rank: ${ranks.map((r) => r.recvTokens).join(', ')} (from peers: ${ranks.map((r) => r.recvFromPeers).join(', ')}); rows (per-expert layout): ${ranks.map((r) => r.rows).join(', ')}`);
   console.log(`peer copy (copy engine): ${r0.peerCopy.bidirGBps.toFixed(0)} GB/s per direction with all ranks sending, ${r0.peerCopy.unidirGBps.toFixed(0)} GB/s one direction alone\n`);
-  console.log('exchange: the kernel on the comm SMs (what DeepEP times); local: the per-row work on the compute stream, whole GPU; op: the public op');
+  console.log('exchange: the kernel on the comm SMs; local: the per-row work on the compute stream, whole GPU (combine: weighted sums + the sum at home); op: the public op');
   console.log('SMs  op              exchange (us)  GB/s (DeepEP count)  GB/s over NVLink  chunk  local (us)  op (us)');
   for (const s of r0.bySms) {
     const row = (name: string, f: OpFigure) =>
@@ -402,12 +408,13 @@ function compare(resultsPath: string, logPath: string): void {
   const dep = existsSync(logPath) ? parseDeepep(readFileSync(logPath, 'utf8')) : {};
   const s = res.ranks[0].bySms.find((x) => x.sms === (dep.sms ?? 24)) ?? res.ranks[0].bySms[0];
   console.log(`\nours (${s.sms} SMs) vs DeepEP (${dep.sms ?? '?'} SMs, its own test and tuner), same machine, same run`);
-  console.log('exchange: our kernel on the comm SMs, like for like with DeepEP (one row per (token, rank) in and out);');
-  console.log('op: + the per-expert layout / weighted sums on the compute stream, which DeepEP leaves to its caller');
-  console.log('op              exchange (us)  op (us)  DeepEP (us)  exchange/DeepEP  op/DeepEP');
+  console.log('exchange: our kernel on the comm SMs; + home: with the part of the local work that DeepEP does inside its op (the');
+  console.log('combine\'s sum at home; ours runs on the compute stream): like for like with DeepEP (one row per (token, rank) in and out);');
+  console.log('op: + all the local work (per-expert layout, weighted sums), which DeepEP leaves to its caller');
+  console.log('op              exchange (us)  + home (us)  op (us)  DeepEP (us)  (exchange + home)/DeepEP  op/DeepEP');
   const r = (a: number, b?: number) => (b === undefined ? 'n/a' : (a / b).toFixed(3));
   const row = (name: string, f: OpFigure, theirs?: number) =>
-    console.log(`${name.padEnd(15)} ${f.us.toFixed(1).padStart(13)}  ${f.opUs.toFixed(1).padStart(7)}  ${theirs === undefined ? '        n/a' : theirs.toFixed(1).padStart(11)}  ${r(f.us, theirs).padStart(15)}  ${r(f.opUs, theirs).padStart(9)}`);
+    console.log(`${name.padEnd(15)} ${f.us.toFixed(1).padStart(13)}  ${(f.us + f.homeUs).toFixed(1).padStart(11)}  ${f.opUs.toFixed(1).padStart(7)}  ${theirs === undefined ? '        n/a' : theirs.toFixed(1).padStart(11)}  ${r(f.us + f.homeUs, theirs).padStart(24)}  ${r(f.opUs, theirs).padStart(9)}`);
   row('dispatch fp8', s.dispatchFp8, dep.fp8);
   row('dispatch bf16', s.dispatchBf16, dep.bf16);
   row('combine bf16', s.combine, dep.combine);
@@ -415,7 +422,7 @@ function compare(resultsPath: string, logPath: string): void {
   const out = {
     ...res,
     deepep: dep,
-    ratio: { dispatchFp8: q(s.dispatchFp8.us, dep.fp8), dispatchBf16: q(s.dispatchBf16.us, dep.bf16), combine: q(s.combine.us, dep.combine) },
+    ratio: { dispatchFp8: q(s.dispatchFp8.us, dep.fp8), dispatchBf16: q(s.dispatchBf16.us, dep.bf16), combine: q(s.combine.us + s.combine.homeUs, dep.combine) },
     opRatio: { dispatchFp8: q(s.dispatchFp8.opUs, dep.fp8), dispatchBf16: q(s.dispatchBf16.opUs, dep.bf16), combine: q(s.combine.opUs, dep.combine) },
   };
   writeFileSync(resultsPath, JSON.stringify(out, null, 2));

@@ -74,10 +74,11 @@ export interface NativeOps {
     stagedScale: TensorLike | null, recvWeights: TensorLike, recvTokenRows: TensorLike, join: boolean): void;
   epExpand(x: TensorLike, xScale: TensorLike | null, weights: TensorLike, indices: TensorLike, posInExpert: TensorLike, sendList: TensorLike,
     plan: TensorLike, numExperts: number, channels: number, stagedX: TensorLike, stagedScale: TensorLike | null, recvTokenRows: TensorLike,
-    recvWeights: TensorLike, mIndices: TensorLike, recvX: TensorLike, recvScale: TensorLike | null): void;
+    recvWeights: TensorLike, mIndices: TensorLike, recvX: TensorLike, recvScale: TensorLike | null, part: 0 | 1 | 2): void;
   epReduce(y: TensorLike, recvWeights: TensorLike, recvTokenRows: TensorLike, partial: TensorLike): void;
-  epCombine(partial: TensorLike, tokenIdxInRank: TensorLike, plan: TensorLike, numExperts: number, channels: number, chunk: number,
-    out: TensorLike, join: boolean): void;
+  epCombine(partial: TensorLike, staged: TensorLike, plan: TensorLike, numExperts: number, channels: number, chunk: number, join: boolean): void;
+  epSum(partial: TensorLike, staged: TensorLike, tokenIdxInRank: TensorLike, plan: TensorLike, numExperts: number, channels: number,
+    out: TensorLike): void;
   epJoin(device: number): void;
   epTimerCreate(device: number): number;
   epTimerRecord(id: number, onComm: boolean): void;

@@ -134,6 +134,8 @@ export class EpHandle {
     readonly numRecvTokens: number,
     /** Of those, this rank's own tokens (the rest come from peers). */
     readonly numOwnTokens: number,
+    /** Tokens this rank sends to other ranks (counted once per rank): the sums a combine gets back. */
+    readonly numSentToPeers: number,
     /** Real rows per local expert. */
     readonly tokensPerExpert: readonly number[],
     /** @internal */ readonly layout: Layout,
@@ -309,7 +311,7 @@ export function dispatch(x: Tensor | Fp8Tokens, indices: Tensor | EpHandle, weig
     const n = getNative();
     const planLen = planSize(E!, s.worldSize, C);
     const plan = Tensor.alloc([planLen], 'i32', s.device);
-    const summaryT = Tensor.alloc([3 + Eloc], 'i32', s.device);
+    const summaryT = Tensor.alloc([4 + Eloc], 'i32', s.device);
     let summary: Int32Array;
     try {
       summary = await n.epNotify(s.nextEpoch(), E!, H, q.dtype === 'fp8e4m3', C, idxC, lay.tokensPerExpert, lay.tokensPerRank,
@@ -320,10 +322,11 @@ export function dispatch(x: Tensor | Fp8Tokens, indices: Tensor | EpHandle, weig
     } finally {
       summaryT.dispose();
     }
-    const M = summary[0], R = summary[1], own = summary[2];
+    const M = summary[0], R = summary[1], own = summary[2], sent = summary[3];
     const recvWeights = Tensor.alloc([M], 'f32', s.device);
     const recvTokenRows = Tensor.alloc([R, idx.shape[1]], 'i32', s.device);
-    const handle = new EpHandle(E!, s.worldSize, C, M, R, own, Array.from(summary.subarray(3)), lay, idxC, wC, plan, recvWeights, recvTokenRows, H);
+    const handle = new EpHandle(E!, s.worldSize, C, M, R, own, sent, Array.from(summary.subarray(4)), lay, idxC, wC, plan, recvWeights,
+      recvTokenRows, H);
     return launchDispatch(q, scale, handle, chunk, !!o.async, recvWeights, recvTokenRows);
   });
 }
@@ -363,24 +366,25 @@ function launchDispatch(q: Tensor, scale: Tensor | undefined, h: EpHandle, chunk
   const uses = [qc, sc, stagedX, stagedScale, view(h.weights), view(h.indices), view(h.layout.posInExpert), view(h.layout.sendList),
     view(h.plan), view(recvTokenRows), view(recvWeights), view(mIndices), view(recvX), recvScale && view(recvScale)];
   const [ux, us, usx, uss, uw, uidx, upos, usend, uplan, urows, urw, umi, urx, urs] = uses;
-  const expand = () => {
-    try {
-      n.epExpand(ux!, us ?? null, uw!, uidx!, upos!, usend!, uplan!, h.numExperts, h.channels, usx!, uss ?? null, urows!, urw!, umi!,
-        urx!, urs ?? null);
-    } finally {
-      for (const t of uses) t?.dispose();
-    }
-  };
+  const expand = (part: 0 | 1 | 2) => n.epExpand(ux!, us ?? null, uw!, uidx!, upos!, usend!, uplan!, h.numExperts, h.channels, usx!,
+    uss ?? null, urows!, urw!, umi!, urx!, urs ?? null, part);
+  const release = () => { for (const t of uses) t?.dispose(); };
   let deferred = false;
   try {
     n.epDispatch(qc, sc ?? null, h.weights, h.indices, h.layout.posInExpert, h.layout.sendList, h.plan, h.numExperts,
-      h.channels, chunk, stagedX, stagedScale ?? null, recvWeights, recvTokenRows, !async);
+      h.channels, chunk, stagedX, stagedScale ?? null, recvWeights, recvTokenRows, false);
+    deferred = true;
     if (async) {
-      pendingFinish.push(expand);
-      deferred = true;
+      pendingFinish.push(() => { try { expand(0); } finally { release(); } });
     } else {
-      expand();
-      deferred = true;
+      // The own tokens' part needs nothing from the exchange: it runs on the compute SMs meanwhile.
+      try {
+        expand(1);
+        n.epJoin(dev);
+        expand(2);
+      } finally {
+        release();
+      }
     }
   } finally {
     if (!deferred) for (const t of uses) t?.dispose();
@@ -394,7 +398,8 @@ function dispatchCached(q: Tensor, scale: Tensor | undefined, h: EpHandle, o: Pa
   const recvWeights = Tensor.alloc([h.numRows], 'f32', h.device);
   const recvTokenRows = Tensor.alloc([h.numRecvTokens, h.topk], 'i32', h.device);
   const v = (t: Tensor) => t.viewAs(t.shape, t.strides, t.offset);
-  const nh = new EpHandle(h.numExperts, h.worldSize, h.channels, h.numRows, h.numRecvTokens, h.numOwnTokens, h.tokensPerExpert, cloneLayout(h.layout),
+  const nh = new EpHandle(h.numExperts, h.worldSize, h.channels, h.numRows, h.numRecvTokens, h.numOwnTokens, h.numSentToPeers,
+    h.tokensPerExpert, cloneLayout(h.layout),
     v(h.indices), v(h.weights), v(h.plan), recvWeights, recvTokenRows, q.shape[1]);
   return launchDispatch(q, scale, nh, chunk, !!o.async, recvWeights, recvTokenRows);
 }
@@ -412,8 +417,9 @@ export interface CombineOptions {
  * Sends the expert outputs y (bf16 [M, H], the rows of `handle`'s dispatch) back to the tokens' ranks
  * and reduces them there: out[t] = sum over the token's experts of weight * y[row], as bf16 [T, H]. Each
  * rank first sums, in f32, the weighted rows of every token it received (on the compute stream) and
- * rounds the sum to bf16; the token's rank then adds these partial sums in f32 (its own first, then the
- * other ranks' in rank order). A token routed nowhere gets zeros. Collective.
+ * rounds the sum to bf16; the sums go back to the tokens' ranks (comm stream), which add them in f32
+ * (their own first, then the other ranks' in rank order; compute stream). A token routed nowhere gets
+ * zeros. Collective. With `async`, the output is written at `ep.wait()`.
  */
 export function combine(y: Tensor, handle: EpHandle, options?: CombineOptions): Promise<Tensor> {
   const c = new Check('ep.combine');
@@ -425,19 +431,40 @@ export function combine(y: Tensor, handle: EpHandle, options?: CombineOptions): 
   if (y.deviceIndex !== handle.device) c.type(`y is on ${y.device} but the handle's tensors are on cuda:${handle.device}`);
   const chunk = chunkFor('combine', key(s.worldSize, handle.numTokens, handle.hidden, 'bf16', handle.topk), o.chunk, s.slots);
   return serial(() => {
-    const n = getNative();
-    const out = Tensor.alloc([handle.numTokens, handle.hidden], 'bf16', handle.device);
-    const partial = Tensor.alloc([handle.numRecvTokens, handle.hidden], 'bf16', handle.device);
+    const n = getNative(), h = handle;
+    const out = Tensor.alloc([h.numTokens, h.hidden], 'bf16', h.device);
+    const partial = Tensor.alloc([h.numRecvTokens, h.hidden], 'bf16', h.device);
+    const staged = Tensor.alloc([h.numSentToPeers, h.hidden], 'bf16', h.device);
     const yc = y.contiguous();
+    // The sum at home reads these after the exchange: its own references (an async one runs at ep.wait(),
+    // after the caller may have dropped the handle or the output).
+    const view = (t: Tensor) => t.viewAs(t.shape, t.strides, t.offset);
+    const uses = [partial, staged, view(h.layout.tokenIdxInRank), view(h.plan), view(out)];
+    const release = () => { for (const t of uses) t.dispose(); };
+    const sum = () => n.epSum(uses[0], uses[1], uses[2], uses[3], h.numExperts, h.channels, uses[4]);
+    let deferred = false;
     try {
-      // The weighted sum over this rank's experts of every received token, on the compute stream; then
-      // the exchange of one row per (token, rank) on the comm stream.
-      n.epReduce(yc, handle.recvWeights, handle.recvTokenRows, partial);
-      n.epCombine(partial, handle.layout.tokenIdxInRank, handle.plan, handle.numExperts, handle.channels, chunk, out, !o.async);
-      if (o.async) keepForAsync([partial, handle.layout.tokenIdxInRank, handle.plan]);
+      // The weighted sum over this rank's experts of every received token, on the compute stream; the
+      // exchange of one row per (token, rank) on the comm stream; the sums added up on the compute stream.
+      n.epReduce(yc, h.recvWeights, h.recvTokenRows, partial);
+      n.epCombine(partial, staged, h.plan, h.numExperts, h.channels, chunk, false);
+      deferred = true;
+      if (o.async) {
+        pendingFinish.push(() => { try { sum(); } finally { release(); } });
+      } else {
+        try {
+          n.epJoin(h.device);
+          sum();
+        } finally {
+          release();
+        }
+      }
     } finally {
       yc.dispose();
-      partial.dispose();
+      if (!deferred) {
+        release();
+        out.dispose();
+      }
     }
     return out;
   });

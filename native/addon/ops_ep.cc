@@ -540,11 +540,12 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
 
 // epExpand(x [T,H], xScale | null, weights f32 [T,K], indices i32 [T,K], posInExpert i32 [T,K], sendList i32 [W,T],
 //          plan, numExperts, channels, stagedX [R-Rself,H], stagedScale | null, recvTokenRows i32 [R,K], recvWeights f32 [M],
-//          mIndices i32 [M], recvX [M,H], recvScale [M,H/128] | null)
-// The rest of a dispatch whose exchange has reached the compute stream (compute stream): own tokens'
-// routing, mIndices, and the per-expert layout.
+//          mIndices i32 [M], recvX [M,H], recvScale [M,H/128] | null, part 0|1|2)
+// The rest of a dispatch (compute stream): own tokens' routing, mIndices, and the per-expert layout.
+// part 1 (own tokens, mIndices) needs nothing from the exchange; parts 0 (all) and 2 (the peers'
+// tokens) need the exchange joined to the compute stream first.
 static Napi::Value ep_expand(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "ep.dispatch", 16);
+  OpArgs a(info, "ep.dispatch", 17);
   TensorArg x = a.tensor(0, "x");
   std::optional<TensorArg> xs = a.optional_tensor(1, "xScale");
   TensorArg w = a.tensor(2, "weights"), idx = a.tensor(3, "indices"), pos = a.tensor(4, "posInExpert"), send = a.tensor(5, "sendList"),
@@ -555,6 +556,7 @@ static Napi::Value ep_expand(const Napi::CallbackInfo& info) {
   std::optional<TensorArg> ss = a.optional_tensor(10, "stagedScale");
   TensorArg rtr = a.tensor(11, "recvTokenRows"), rw = a.tensor(12, "recvWeights"), mi = a.tensor(13, "mIndices"), rx = a.tensor(14, "recvX");
   std::optional<TensorArg> rs = a.optional_tensor(15, "recvScale");
+  const int part = static_cast<int>(a.integer(16, "part", 0, 2));
   check_2d(a, x, {DType::BF16, DType::FP8E4M3});
   const bool fp8 = x.dtype == DType::FP8E4M3;
   const int64_t T = x.size(0), H = x.size(1);
@@ -600,7 +602,7 @@ static Napi::Value ep_expand(const Napi::CallbackInfo& info) {
   if (dev.is_cpu()) {
     const TensorArg xsv = fp8 ? *xs : x, ssv = fp8 ? *ss : x, rsv = fp8 ? *rs : x;  // kept alive by the closure
     CpuQueue::get().push([=] {
-      cpu::ep_expand(me, W, E, C, T, H, fp8 ? 1 : 2, K, M, x.data(), fp8 ? xsv.ptr<float>() : nullptr, w.ptr<float>(),
+      cpu::ep_expand(part, me, W, E, C, T, H, fp8 ? 1 : 2, K, M, x.data(), fp8 ? xsv.ptr<float>() : nullptr, w.ptr<float>(),
                      idx.ptr<int32_t>(), pos.ptr<int32_t>(), send.ptr<int32_t>(), plan.ptr<int32_t>(), sx.data(),
                      fp8 ? ssv.ptr<float>() : nullptr, rtr.ptr<int32_t>(), rw.ptr<float>(), mi.ptr<int32_t>(), rx.data(),
                      fp8 ? rsv.ptr<float>() : nullptr);
@@ -612,6 +614,7 @@ static Napi::Value ep_expand(const Napi::CallbackInfo& info) {
   d.ensure_usable(a.op());
   CudaDeviceGuard guard(dev.index);
   cuda::EpExpandArgs ea;
+  ea.part = static_cast<cuda::EpExpandPart>(part);
   ea.C = C;
   ea.E = E;
   ea.W = W;
@@ -680,39 +683,31 @@ static Napi::Value ep_reduce(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// epCombine(partial bf16 [R,H], tokenIdxInRank i32 [T,W], plan, numExperts, channels, chunk, out bf16 [T,H], join):
-// the exchange of a combine (comm stream), after epReduce.
+// epCombine(partial bf16 [R,H], staged bf16 [S,H], plan, numExperts, channels, chunk, join): the exchange of a
+// combine (comm stream), after epReduce: the sums return to their tokens' ranks, into staged.
 static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "ep.combine", 8);
-  TensorArg part = a.tensor(0, "partial"), tir = a.tensor(1, "tokenIdxInRank"), plan = a.tensor(2, "plan");
+  OpArgs a(info, "ep.combine", 7);
+  TensorArg part = a.tensor(0, "partial"), staged = a.tensor(1, "staged"), plan = a.tensor(2, "plan");
   const int E = static_cast<int>(a.integer(3, "numExperts", 1, 4096));
   const int C = static_cast<int>(a.integer(4, "channels", 1, 512));
   const int chunk = static_cast<int>(a.integer(5, "chunk", 1, 1 << 16));
-  TensorArg out = a.tensor(6, "out");
-  const bool join = a.boolean(7, "join");
+  const bool join = a.boolean(6, "join");
   check_2d(a, part, {DType::BF16});
-  const int64_t R = part.size(0), H = part.size(1);
+  const int64_t H = part.size(1);
   if (H % 8) a.fail_range("partial needs hidden to be a multiple of 8");
-  check_2d(a, tir, {DType::I32});
+  check_2d(a, staged, {DType::BF16});
+  a.dim_is(staged, 1, H);
   check_1d(a, plan, {DType::I32});
-  check_2d(a, out, {DType::BF16});
-  const int64_t T = tir.size(0);
-  a.dim_is(out, 0, T);
-  a.dim_is(out, 1, H);
-  Device dev = a.same_device({&part, &tir, &plan, &out});
+  Device dev = a.same_device({&part, &staged, &plan});
   EpGroup& G = live_group(a, dev);
   const int W = G.world;
   if (E % W) a.fail_range("numExperts must be a multiple of the world size");
-  a.dim_is(tir, 1, W);
   if (C > G.g.max_channels) a.fail_range("channels exceed the group's maxChannels");
   const EpPlanLayout L = ep_plan_layout(E, W, C);
   a.dim_is(plan, 0, L.total, "plan size");
   if (H * 2 > G.g.slot_bytes) a.fail_range("hidden " + std::to_string(H) + " does not fit the group's ring slots (raise ep.maxHidden)");
   if (2 * chunk > G.g.slots) a.fail_range("chunk must be at most half the ring's " + std::to_string(G.g.slots) + " slots");
-  if (dev.is_cpu()) {
-    CpuQueue::get().push([=] { cpu::ep_combine_local(part.ptr<uint16_t>(), H, tir.ptr<int32_t>(), T, out.ptr<uint16_t>()); });
-    return info.Env().Undefined();
-  }
+  if (dev.is_cpu()) return info.Env().Undefined();  // a group of one (the CPU device): nothing returns from peers
 #if DSK_WITH_CUDA
   CudaDevice& d = CudaDevice::get(dev.index, a.op());
   d.ensure_usable(a.op());
@@ -722,16 +717,61 @@ static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
   ca.C = C;
   ca.chunk = chunk;
   ca.E = E;
-  ca.T = T;
   ca.H = H;
-  ca.R = R;
-  ca.partial = part.ptr<uint16_t>();
-  ca.token_idx_in_rank = tir.ptr<int32_t>();
   ca.plan = plan.ptr<int32_t>();
-  ca.out = out.ptr<uint16_t>();
+  ca.partial = part.ptr<uint16_t>();
+  ca.staged = staged.ptr<uint16_t>();
+  ca.staged_rows = staged.size(0);
+  ca.probe_skip = env_int("DSK_EP_PROBE_SKIP", 0);
   cuda::ep_combine(comm_of(G, d), ca, d.comm_stream(a.op()));
   d.check_launch(a.op());
   if (join) d.compute_after_comm(a.op());
+#else
+  a.fail_type("this build has no CUDA support");
+#endif
+  return info.Env().Undefined();
+}
+
+// epSum(partial bf16 [R,H], staged bf16 [S,H], tokenIdxInRank i32 [T,W], plan, numExperts, channels, out bf16 [T,H]):
+// the end of a combine whose exchange has reached the compute stream (compute stream).
+static Napi::Value ep_sum(const Napi::CallbackInfo& info) {
+  OpArgs a(info, "ep.combine", 7);
+  TensorArg part = a.tensor(0, "partial"), staged = a.tensor(1, "staged"), tir = a.tensor(2, "tokenIdxInRank"), plan = a.tensor(3, "plan");
+  const int E = static_cast<int>(a.integer(4, "numExperts", 1, 4096));
+  const int C = static_cast<int>(a.integer(5, "channels", 1, 512));
+  TensorArg out = a.tensor(6, "out");
+  check_2d(a, part, {DType::BF16});
+  const int64_t H = part.size(1);
+  if (H % 8) a.fail_range("partial needs hidden to be a multiple of 8");
+  check_2d(a, staged, {DType::BF16});
+  a.dim_is(staged, 1, H);
+  check_2d(a, tir, {DType::I32});
+  check_1d(a, plan, {DType::I32});
+  check_2d(a, out, {DType::BF16});
+  const int64_t T = tir.size(0);
+  a.dim_is(out, 0, T);
+  a.dim_is(out, 1, H);
+  Device dev = a.same_device({&part, &staged, &tir, &plan, &out});
+  EpGroup& G = live_group(a, dev);
+  const int W = G.world, me = G.rank;
+  if (E % W) a.fail_range("numExperts must be a multiple of the world size");
+  a.dim_is(tir, 1, W);
+  const EpPlanLayout L = ep_plan_layout(E, W, C);
+  a.dim_is(plan, 0, L.total, "plan size");
+  if (dev.is_cpu()) {
+    CpuQueue::get().push([=] {
+      cpu::ep_sum(part.ptr<uint16_t>(), staged.ptr<uint16_t>(), tir.ptr<int32_t>(), plan.ptr<int32_t>(), E, W, me, C, T, H,
+                  out.ptr<uint16_t>());
+    });
+    return info.Env().Undefined();
+  }
+#if DSK_WITH_CUDA
+  CudaDevice& d = CudaDevice::get(dev.index, a.op());
+  d.ensure_usable(a.op());
+  CudaDeviceGuard guard(dev.index);
+  cuda::ep_sum(part.ptr<uint16_t>(), staged.ptr<uint16_t>(), tir.ptr<int32_t>(), plan.ptr<int32_t>(), E, W, me, C, T, H,
+               out.ptr<uint16_t>(), d.stream());
+  d.check_launch(a.op());
 #else
   a.fail_type("this build has no CUDA support");
 #endif
@@ -880,6 +920,7 @@ DSK_EXPORTS(ep_exports) {
   def(env, exports, "epCombine", ep_combine);
   def(env, exports, "epExpand", ep_expand);
   def(env, exports, "epReduce", ep_reduce);
+  def(env, exports, "epSum", ep_sum);
   def(env, exports, "epJoin", ep_join);
   def(env, exports, "epTimerCreate", ep_timer_create);
   def(env, exports, "epTimerRecord", ep_timer_record);

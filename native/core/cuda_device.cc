@@ -248,8 +248,12 @@ size_t CudaDevice::pool_reserved() const {
 Stream CudaDevice::comm_stream(const char* op) {
   if (!comm_stream_) {
     CudaDeviceGuard g(index_);
+    // The highest priority: when both streams have blocks waiting for SMs (an exchange launched next to
+    // a compute kernel it should overlap), the exchange's blocks are placed first.
+    int least = 0, greatest = 0;
+    check(cudaDeviceGetStreamPriorityRange(&least, &greatest), op);
     cudaStream_t s;
-    check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), op);
+    check(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, greatest), op);
     comm_stream_ = s;
   }
   return comm_stream_;

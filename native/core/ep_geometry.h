@@ -110,15 +110,24 @@ DSK_HD EpPlanLayout ep_plan_layout(int E, int W, int C) {
   return p;
 }
 
-// What the host learns after the count exchange: [M, R, R_self, seg_count[0..Eloc)] (R_self: the tokens
-// of R that are this rank's own).
-constexpr int kEpSummaryHeader = 3;
+// What the host learns after the count exchange: [M, R, R_self, S, seg_count[0..Eloc)] (R_self: the
+// tokens of R that are this rank's own; S: the tokens this rank sends to other ranks, counted per rank).
+constexpr int kEpSummaryHeader = 4;
 
 // Where received token jg (0..R) is staged between the exchange and the per-expert layout: peers' tokens
 // in a buffer of R - R_self rows (own tokens are read from x where they are), i.e. row jg with the own
 // range [own_begin, own_end) taken out; -1 for an own token.
 DSK_HD int64_t ep_staged_row(int64_t jg, int64_t own_begin, int64_t own_end) {
   return jg < own_begin ? jg : jg >= own_end ? jg - (own_end - own_begin) : -1;
+}
+
+// Where a combine's exchange stages the sum rank d returns for this rank's token at position j of its
+// stream to d: a block of rows per other rank, in rank order (S rows in all).
+DSK_HD int64_t ep_returned_row(const int32_t* plan, const EpPlanLayout& L, int C, int me, int d, int64_t j) {
+  int64_t off = 0;
+  for (int e = 0; e < d; e++)
+    if (e != me) off += plan[L.send_start + e * (C + 1) + C];
+  return off + j;
 }
 
 }  // namespace dsk

@@ -130,9 +130,13 @@ void ep_plan(int me, int W, int E, int C, const int32_t* cnt, const int32_t* cha
   summary[0] = rows;
   summary[1] = off;
   summary[2] = own;
+  int32_t sent = 0;
+  for (int d = 0; d < W; d++)
+    if (d != me) sent += plan[L.send_start + d * (C + 1) + C];
+  summary[3] = sent;
 }
 
-void ep_expand(int me, int W, int E, int C, int64_t T, int64_t H, int elt, int K, int64_t M, const void* x, const float* x_scale,
+void ep_expand(int part, int me, int W, int E, int C, int64_t T, int64_t H, int elt, int K, int64_t M, const void* x, const float* x_scale,
                const float* weights, const int32_t* idx, const int32_t* pos_in_expert, const int32_t* send_list, const int32_t* plan,
                const void* staged_x, const float* staged_scale, int32_t* recv_token_rows, float* recv_weights, int32_t* m_indices,
                void* recv_x, float* recv_scale) {
@@ -140,7 +144,7 @@ void ep_expand(int me, int W, int E, int C, int64_t T, int64_t H, int elt, int K
   const int Eloc = E / W;
   const int64_t R = plan[L.recv_offset + W], own_begin = plan[L.recv_offset + me], own_end = plan[L.recv_offset + me + 1];
   const int64_t row_bytes = H * elt, nscale = x_scale ? H / 128 : 0;
-  parallel_for(M, 1024, [&](int64_t r0, int64_t r1) {
+  parallel_for(part == 2 ? 0 : M, 1024, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       int le = static_cast<int>(std::upper_bound(plan + L.seg_start, plan + L.seg_start + Eloc + 1, static_cast<int32_t>(r)) - (plan + L.seg_start)) - 1;
       m_indices[r] = r - plan[L.seg_start + le] < plan[L.seg_count + le] ? le : -1;
@@ -149,6 +153,7 @@ void ep_expand(int me, int W, int E, int C, int64_t T, int64_t H, int elt, int K
   parallel_for(R, 16, [&](int64_t j0, int64_t j1) {
     for (int64_t j = j0; j < j1; j++) {
       const int64_t staged = ep_staged_row(j, own_begin, own_end);
+      if ((part == 1 && staged >= 0) || (part == 2 && staged < 0)) continue;  // not this call's part
       const int64_t t = staged < 0 ? send_list[int64_t(me) * T + (j - own_begin)] : 0;
       const char* src = staged < 0 ? static_cast<const char*>(x) + t * row_bytes : static_cast<const char*>(staged_x) + staged * row_bytes;
       const float* ssrc = !nscale ? nullptr : staged < 0 ? x_scale + t * nscale : staged_scale + staged * nscale;
@@ -189,11 +194,22 @@ void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weight
   });
 }
 
-void ep_combine_local(const uint16_t* partial, int64_t H, const int32_t* token_idx_in_rank, int64_t T, uint16_t* out) {
+void ep_sum(const uint16_t* partial, const uint16_t* staged, const int32_t* token_idx_in_rank, const int32_t* plan, int E, int W, int me,
+            int C, int64_t T, int64_t H, uint16_t* out) {
+  const EpPlanLayout L = ep_plan_layout(E, W, C);
+  const int64_t own_begin = plan[L.recv_offset + me];
   parallel_for(T, 16, [&](int64_t t0, int64_t t1) {
+    std::vector<float> acc(H);
     for (int64_t t = t0; t < t1; t++) {
-      const int32_t j = token_idx_in_rank[t];
-      for (int64_t h = 0; h < H; h++) out[t * H + h] = f32_to_bf16(0.0f + (j >= 0 ? bf16_to_f32(partial[int64_t(j) * H + h]) : 0.0f));
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int q = 0; q < W; q++) {  // this rank first, then the others ascending
+        const int d = q == 0 ? me : (q - 1 < me ? q - 1 : q);
+        const int32_t j = token_idx_in_rank[t * W + d];
+        if (j < 0) continue;
+        const uint16_t* src = d == me ? partial + (own_begin + j) * H : staged + ep_returned_row(plan, L, C, me, d, j) * H;
+        for (int64_t h = 0; h < H; h++) acc[h] = acc[h] + bf16_to_f32(src[h]);
+      }
+      for (int64_t h = 0; h < H; h++) out[t * H + h] = f32_to_bf16(acc[h]);
     }
   });
 }

@@ -24,7 +24,7 @@ void ep_layout(const int32_t* idx, int64_t T, int K, int E, int W, int32_t* toke
 
 // The plan (see EpPlanLayout) of rank `me` from every rank's counts: cnt[s][E] (tokens_per_expert of
 // rank s) and chan[s][d][C] (tokens rank s sends rank d in channel c). Writes the summary
-// [M, R, R_self, seg_count...] to `summary`.
+// [M, R, R_self, S, seg_count...] to `summary`.
 void ep_plan(int me, int W, int E, int C, const int32_t* cnt, const int32_t* chan, int32_t* plan, int32_t* summary);
 
 // Tokens rank `me` sends each rank per channel: chan[d][c], from its layout (send_list, tokens_per_rank).
@@ -35,7 +35,8 @@ void ep_channel_counts(int64_t T, int W, int C, const int32_t* send_list, const 
 // -1; recv_weights f32 [M] by row); and every received token (own ones from x through send_list, the
 // peers' from staged_x at ep_staged_row) copied to each of its rows < M of recv_x (`elt` bytes per
 // value) with its fp8 scales (x_scale null: bf16). In a group of one this is the whole dispatch.
-void ep_expand(int me, int W, int E, int C, int64_t T, int64_t H, int elt, int K, int64_t M, const void* x, const float* x_scale,
+// part: 0 all of it, 1 the own tokens and m_indices, 2 the peers' tokens (cuda::EpExpandPart).
+void ep_expand(int part, int me, int W, int E, int C, int64_t T, int64_t H, int elt, int K, int64_t M, const void* x, const float* x_scale,
                const float* weights, const int32_t* idx, const int32_t* pos_in_expert, const int32_t* send_list, const int32_t* plan,
                const void* staged_x, const float* staged_scale, int32_t* recv_token_rows, float* recv_weights, int32_t* m_indices,
                void* recv_x, float* recv_scale);
@@ -45,8 +46,10 @@ void ep_expand(int me, int W, int E, int C, int64_t T, int64_t H, int elt, int K
 void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows, int64_t R, int K,
                uint16_t* partial);
 
-// Combine inside a group of one rank: out[t] = bf16(0 + partial[token_idx_in_rank[t]]) in f32, zeros for a
-// token routed nowhere (the home rank's sum with no peers).
-void ep_combine_local(const uint16_t* partial, int64_t H, const int32_t* token_idx_in_rank, int64_t T, uint16_t* out);
+// The end of a combine on rank `me` of W (as cuda::ep_sum): out[t] = bf16(0 + own + returned[d0] + ...) in
+// f32, its own sum (row own_begin + token_idx_in_rank[t, me] of partial [R, H]) first, then the other
+// ranks' in rank order (rows ep_returned_row of staged [S, H]); zeros for a token routed nowhere.
+void ep_sum(const uint16_t* partial, const uint16_t* staged, const int32_t* token_idx_in_rank, const int32_t* plan, int E, int W, int me,
+            int C, int64_t T, int64_t H, uint16_t* out);
 
 }  // namespace dsk::cpu

@@ -62,7 +62,11 @@ void ep_dispatch(const EpComm& comm, const EpDispatchArgs& a, Stream s);
 // The rest of a dispatch, after its exchange, with any number of SMs: the routing of this rank's own
 // tokens (recv_token_rows, recv_weights), mIndices, and every received token (own ones from x, the
 // peers' from staged_x) copied to each of its rows of recv_x with its fp8 scales.
+// Which received tokens an ep_expand call handles: this rank's own (and mIndices: nothing they need comes
+// from the exchange, so this part can run while it does), the peers', or all.
+enum class EpExpandPart : int { kAll = 0, kOwn = 1, kPeers = 2 };
 struct EpExpandArgs {
+  EpExpandPart part = EpExpandPart::kAll;
   int C = 1, E = 1, W = 1, me = 0, K = 1;
   int64_t T = 0, H = 0, M = 0, R = 0;
   bool fp8 = false;
@@ -91,16 +95,25 @@ void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weight
 
 struct EpCombineArgs {
   int C = 1, chunk = 8, E = 1;
-  int64_t T = 0, H = 0, R = 0;
-  const uint16_t* partial = nullptr;          // [R, H] bf16, from ep_reduce
-  const int32_t* token_idx_in_rank = nullptr;  // [T, W]
+  int64_t H = 0;
   const int32_t* plan = nullptr;
-  uint16_t* out = nullptr;                     // [T, H] bf16
+  const uint16_t* partial = nullptr;  // [R, H] bf16, from ep_reduce
+  uint16_t* staged = nullptr;         // [S, H] bf16: the sums other ranks return (ep_returned_row)
+  int64_t staged_rows = 0;
+  // Benchmark probe only (results wrong): bit 1 skips the push payload, bit 2 the receiver's copies.
+  int probe_skip = 0;
 };
-// The exchange of a combine: block 2c sends, for every token it received in channel c, its partial sum
-// back to the token's rank; block 2c+1 adds, for each of its own tokens of channel c, its own partial sum
-// then the other ranks' (ascending) in f32 and writes bf16.
+// The exchange of a combine, the reverse trip of the dispatch's: block 2c sends, for every token it
+// received in channel c, its sum (a row of `partial`) back to the token's rank; block 2c+1 receives the
+// sums of its own tokens of channel c into `staged`, one row per (token, rank). Nothing to do in a group
+// of one. ep_sum then adds them up.
 void ep_combine(const EpComm& comm, const EpCombineArgs& a, Stream s);
+
+// The end of a combine, on the compute SMs, after its exchange: out[t] = bf16(own + returned[d0] + ...)
+// in f32, its own sum (row own_begin + token_idx_in_rank[t, me] of partial) first, then the other ranks'
+// in rank order (rows of staged); zeros for a token routed nowhere.
+void ep_sum(const uint16_t* partial, const uint16_t* staged, const int32_t* token_idx_in_rank, const int32_t* plan, int E, int W,
+            int me, int C, int64_t T, int64_t H, uint16_t* out, Stream s);
 
 // Benchmark helpers: a compute-bound kernel of `blocks` blocks that each hold a whole SM (1024 threads and
 // most of its shared memory, like a persistent GEMM sized to the SMs the exchange leaves free), for

@@ -1,5 +1,5 @@
-// The compute-SM halves of dispatch and combine: the per-expert layout a dispatch delivers (ep_expand)
-// and the per-(token, rank) weighted sums a combine sends (ep_reduce).
+// The compute-SM halves of dispatch and combine: the per-expert layout a dispatch delivers (ep_expand),
+// the per-(token, rank) weighted sums a combine sends (ep_reduce) and their sum at home (ep_sum).
 //
 // Both are plain memory work over every received token — ~K/W rows of H values each — that the
 // exchange kernels once did inside their 20-24 SMs, where an SM's store or load rate bounded them
@@ -27,7 +27,8 @@ __global__ void __launch_bounds__(kThreads) ep_expand_kernel(EpExpandArgs a) {
   const int Eloc = a.E / a.W;
   // mIndices: the local expert of each row, -1 for padding.
   const int32_t* seg = a.plan + L.seg_start;
-  for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < a.M; r += int64_t(gridDim.x) * blockDim.x) {
+  const int64_t m_rows = a.part == EpExpandPart::kPeers ? 0 : a.M;
+  for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < m_rows; r += int64_t(gridDim.x) * blockDim.x) {
     int lo = 0, hi = Eloc;  // the last segment starting at or before r (empty ones share a start)
     while (hi - lo > 1) {
       const int mid = (lo + hi) / 2;
@@ -37,8 +38,11 @@ __global__ void __launch_bounds__(kThreads) ep_expand_kernel(EpExpandArgs a) {
   }
   const int64_t own_begin = a.plan[L.recv_offset + a.me], own_end = a.plan[L.recv_offset + a.me + 1];
   const int64_t pb = a.H * (a.fp8 ? 1 : 2), vecs = pb / 16, nscale = a.fp8 ? a.H / 128 : 0;
-  const int64_t warps = int64_t(gridDim.x) * kWarpsPerBlock;
-  for (int64_t j = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32; j < a.R; j += warps) {
+  const int64_t warps = int64_t(gridDim.x) * kWarpsPerBlock, own = own_end - own_begin;
+  // Token i of this call's part -> received token j.
+  const int64_t count = a.part == EpExpandPart::kOwn ? own : a.part == EpExpandPart::kPeers ? a.R - own : a.R;
+  for (int64_t i = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32; i < count; i += warps) {
+    const int64_t j = a.part == EpExpandPart::kOwn ? own_begin + i : a.part == EpExpandPart::kPeers && i >= own_begin ? i + own : i;
     const char* src;
     const float* src_scale = nullptr;
     int row = -1;
@@ -127,6 +131,64 @@ __global__ void __launch_bounds__(kThreads) ep_reduce_kernel(const int4* y, int6
     }
   }
 }
+// out[t] = bf16(0 + own + returned[d0] + ...) in f32; lane q < W holds the q-th source of the token's
+// sum (q = 0 this rank, then the others ascending), kBatch sources' loads issued together.
+__global__ void __launch_bounds__(kThreads) ep_sum_kernel(const int4* partial, const int4* staged, const int32_t* token_idx_in_rank,
+                                                          const int32_t* plan, int E, int W, int me, int C, int64_t T, int64_t H,
+                                                          int4* out) {
+  const int lane = threadIdx.x % 32;
+  const EpPlanLayout L = ep_plan_layout(E, W, C);
+  const int64_t vecs = H / 8, own_begin = plan[L.recv_offset + me], warps = int64_t(gridDim.x) * kWarpsPerBlock;
+  const int src_rank = lane == 0 ? me : (lane - 1 < me ? lane - 1 : lane);
+  for (int64_t t = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32; t < T; t += warps) {
+    const int4* src = nullptr;
+    if (lane < W) {
+      const int32_t j = token_idx_in_rank[t * W + src_rank];
+      if (j >= 0) src = src_rank == me ? partial + (own_begin + j) * vecs : staged + ep_returned_row(plan, L, C, me, src_rank, j) * vecs;
+    }
+    const uint32_t sm = __ballot_sync(0xffffffffu, src != nullptr);
+    for (int64_t vb = 0; vb < vecs; vb += 32 * kVec) {  // warp-uniform (shuffles inside)
+      const int64_t v = vb + lane;
+      float acc[kVec][8];
+#pragma unroll
+      for (int u = 0; u < kVec; u++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[u][j] = 0.f;
+      for (uint32_t m = sm; m;) {
+        int4 buf[kBatch][kVec];
+        int nb = 0;
+#pragma unroll
+        for (int k = 0; k < kBatch; k++) {
+          const int4* o = reinterpret_cast<const int4*>(__shfl_sync(0xffffffffu, reinterpret_cast<uintptr_t>(src), m ? __ffs(m) - 1 : 0));
+          if (m) {
+#pragma unroll
+            for (int u = 0; u < kVec; u++)
+              if (v + 32 * u < vecs) buf[k][u] = ptx::ld_nc_na_v4(o + v + 32 * u);
+            nb++;
+            m &= m - 1;
+          }
+        }
+#pragma unroll
+        for (int k = 0; k < kBatch; k++) {
+          if (k < nb) {
+#pragma unroll
+            for (int u = 0; u < kVec; u++) {
+              if (v + 32 * u < vecs) {
+                float f[8];
+                bf16x8_to_f32(buf[k][u], f);
+#pragma unroll
+                for (int j = 0; j < 8; j++) acc[u][j] = __fadd_rn(acc[u][j], f[j]);
+              }
+            }
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kVec; u++)
+        if (v + 32 * u < vecs) ptx::st_na_v4(out + t * vecs + v + 32 * u, f32_to_bf16x8(acc[u]));
+    }
+  }
+}
 }  // namespace
 
 void ep_expand(const EpExpandArgs& a, Stream s) {
@@ -139,6 +201,13 @@ void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weight
   if (R == 0) return;
   ep_reduce_kernel<<<grid_for(R), kThreads, 0, to_cuda(s)>>>(reinterpret_cast<const int4*>(y), M, H, recv_weights, recv_token_rows, R,
                                                              K, reinterpret_cast<int4*>(partial));
+}
+
+void ep_sum(const uint16_t* partial, const uint16_t* staged, const int32_t* token_idx_in_rank, const int32_t* plan, int E, int W,
+            int me, int C, int64_t T, int64_t H, uint16_t* out, Stream s) {
+  if (T == 0) return;
+  ep_sum_kernel<<<grid_for(T), kThreads, 0, to_cuda(s)>>>(reinterpret_cast<const int4*>(partial), reinterpret_cast<const int4*>(staged),
+                                                          token_idx_in_rank, plan, E, W, me, C, T, H, reinterpret_cast<int4*>(out));
 }
 
 }  // namespace dsk::cuda

@@ -142,6 +142,10 @@ __global__ void __launch_bounds__(kThreads) ep_notify_kernel(EpComm comm, uint32
     plan[L.recv_offset + W] = off;
     summary[1] = off;
     summary[2] = rtot[me];
+    int32_t sent = 0;
+    for (int d = 0; d < W; d++)
+      if (d != me) sent += plan[L.send_start + d * (C + 1) + C];
+    summary[3] = sent;
   }
 }
 
