@@ -6,16 +6,19 @@
 #   new      this branch, the heuristic's picks (BM 256 on the large shapes)
 #   old      this branch, m128n128.mcA forced (v3's pick on every large shape)
 #   base     main before v4 (its own picks), to show the other kernels did not move
+#   FORCE="cfg ..." (default m256n128.mcA m256n112.mcA): this branch with each configuration forced
 # Run from the root of the checkout the device machine received, with this worktree copied to
 # .gpu/wt-gemm256 (dist/ built), the addons as nodes/{new,base}.node.xz and the DeepGEMM anchors in .dg/:
 #   bash .gpu/wt-gemm256/bench/gemm_v4.sh
-# Every log and JSON goes straight to $OUT (a cut-off run still returns what it wrote).
+# Logs and JSON go to $L (/tmp/v4logs); the caller tars them into $OUT (one file: the device returns few), e.g.
+#   timeout 300 bash .gpu/wt-gemm256/bench/gemm_v4.sh; tar -czf $OUT/logs.tgz -C /tmp v4logs
 # Env: BUDGET (s, default 230) skips the optional steps when time runs short; LARGE = the large shapes.
 set -u
 BUDGET=${BUDGET:-230}
-OUT=${OUT:-/tmp/out}
+L=/tmp/v4logs
 LARGE=${LARGE:-9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24}
-mkdir -p "$OUT"
+mkdir -p "$L"
+OUT=$L
 ROOT=$(pwd)
 W=$ROOT/.gpu/wt-gemm256
 left() { echo $((BUDGET - SECONDS)); }
@@ -82,23 +85,41 @@ timeout 70 node dist/bench/gemm.js --no-cublas --json "$OUT/gemm_new.json" --dee
 stamp "bench new rc $?"
 timeout 45 node dist/bench/gemm.js --no-cublas --config m128n128.mcA --shapes "$LARGE" --json "$OUT/gemm_old.json" --deepgemm "$OUT/dg.json" > "$OUT/bench_old.log" 2>&1
 stamp "bench old (m128n128.mcA) rc $?"
-if [ "$(left)" -gt 50 ]; then
+for c in ${FORCE:-m256n128.mcA m256n112.mcA}; do
+  [ "$(left)" -gt 25 ] || break
+  timeout 45 node dist/bench/gemm.js --no-cublas --config "$c" --shapes "$LARGE" --json "$OUT/gemm_$c.json" > "$OUT/bench_$c.log" 2>&1
+  stamp "bench $c rc $?"
+done
+if [ "$(left)" -gt 40 ]; then
   use base
   timeout $(($(left) - 5)) node dist/bench/gemm.js --no-cublas --json "$OUT/gemm_base.json" --deepgemm "$OUT/dg.json" > "$OUT/bench_base.log" 2>&1
   stamp "bench base rc $?"
   use new
 fi
-if [ "$(left)" -gt 30 ] && [ -n "${EXTRA_CONFIGS:-}" ]; then
-  for c in $EXTRA_CONFIGS; do
-    [ "$(left)" -gt 20 ] || break
-    timeout $(($(left) - 5)) node dist/bench/gemm.js --no-cublas --config "$c" --shapes "${EXTRA_SHAPES:-$LARGE}" --json "$OUT/gemm_$c.json" > "$OUT/bench_$c.log" 2>&1
-    stamp "bench $c rc $?"
-  done
-fi
 
+python3 - "$OUT" > "$OUT/table.txt" <<'PY'
+import json, os, sys, glob
+out = sys.argv[1]
+cols, rows = [], {}
+for f in ['gemm_new.json', 'gemm_old.json'] + sorted(os.path.basename(x) for x in glob.glob(os.path.join(out, 'gemm_m*.json'))) + ['gemm_base.json']:
+    p = os.path.join(out, f)
+    if not os.path.exists(p): continue
+    name = f[5:-5]; cols.append(name)
+    for r in json.load(open(p)).get('rows', []):
+        d = rows.setdefault(r['shape'], {})
+        d[name] = (r.get('us'), r.get('config'))
+        if r.get('DeepGEMM us'): d['DG'] = (r.get('DeepGEMM us'), '')
+print('| shape | ' + ' | '.join(cols) + ' | DG |')
+for s, d in rows.items():
+    cells = []
+    for c in cols + ['DG']:
+        u, cfg = d.get(c, (None, ''))
+        cells.append('-' if u is None else (f'{u:.1f} {cfg}' if c in ('new', 'base') else f'{u:.1f}'))
+    print(f'| {s} | ' + ' | '.join(cells) + ' |')
+PY
 echo "===== steps"; cat "$OUT/steps.txt"
-echo "===== sass"; cut -c1-60,100-260 "$OUT/sass_summary.txt" 2>/dev/null | sed 's/_ZN3dsk4cuda4sm9020fp8_gemm_sm90_kernel//'
-echo "===== tests"; grep -E "×|Test Files|Tests |FAIL|AssertionError|expected" "$OUT/test.log" | cut -c1-300 | tail -20
-echo "===== check"; cat "$OUT"/check_*.log | grep -vE "^PASS" | cut -c1-220 | tail -20; cat "$OUT"/check_*.log | grep -c "^PASS"
-echo "===== deepgemm"; grep -c us "$OUT/dg.log"; tail -3 "$OUT/dg.log"
-for v in new old base; do echo "===== bench $v"; grep -v "^row " "$OUT/bench_$v.log" 2>/dev/null | tail -30 | cut -c1-230; done
+echo "===== sass"; sed 's/_ZN3dsk4cuda4sm9020fp8_gemm_sm90_kernelI//' "$OUT/sass_summary.txt" 2>/dev/null | cut -c1-200
+echo "===== check"; cat "$OUT"/check_*.log | grep -vE "^PASS" | cut -c1-220 | tail -12; cat "$OUT"/check_*.log | grep -c "^PASS"
+echo "===== deepgemm"; tail -2 "$OUT/dg.log"
+echo "===== table"; cat "$OUT/table.txt"
+echo "===== tests"; grep -E "×|Test Files|Tests |FAIL|AssertionError|expected" "$OUT/test.log" | cut -c1-300 | tail -16

@@ -117,7 +117,7 @@ struct Traits {
   static constexpr int kDChunks = BN / kDChunkCols;
   static constexpr int kDChunkBytes = 64 * kDChunkCols * 2;
   static constexpr int kDWaveBytes = (kDChunks * kDChunkBytes + 127) / 128 * 128;
-  static constexpr int kDBytesPerWG = (kWaves * kDWaveBytes + 1023) / 1024 * 1024;
+  static constexpr int d_bytes_per_wg(int d_waves) { return (d_waves * kDWaveBytes + 1023) / 1024 * 1024; }
   // Scale slots, one layout for both paths: a slot holds, for 4 K blocks (column c at 4c), the A scales of the
   // BM rows (16 bytes per row) and the tile's two B-scale blocks (+0, +16; 128-byte slots: TMA destinations).
   //  - By TMA (K/128 % 4 == 0): one A box (BM rows x 16 B, K blocks [kb & ~3, +4) of the row-major
@@ -132,19 +132,23 @@ struct Traits {
   static constexpr int kSaSlotBytes = BM * 16, kSbSlotBytes = 128;
   static constexpr int cp_slots(int s) { return (s + 3) / 4; }
   static constexpr int tma_slots(int s) { return (s + 6) / 4; }
-  static constexpr int smem_for(int s, bool tma) {
-    return s * (kABytes + kBBytes) + kMathWG * kDBytesPerWG + (tma ? tma_slots(s) : cp_slots(s)) * (kSaSlotBytes + kSbSlotBytes) + s * 16 +
-           1024;  // + barriers, + alignment slack
+  static constexpr int smem_for(int s, bool tma, int d_waves) {
+    return s * (kABytes + kBBytes) + kMathWG * d_bytes_per_wg(d_waves) + (tma ? tma_slots(s) : cp_slots(s)) * (kSaSlotBytes + kSbSlotBytes) +
+           s * 16 + 1024;  // + barriers, + alignment slack
   }
-  static constexpr int stages_fit() {
+  static constexpr int stages_fit(int d_waves) {
     int best = 0;
     for (int s = 1; s <= 16; ++s)
-      if (smem_for(s, false) <= kSmemLimit) best = s;
+      if (smem_for(s, false, d_waves) <= kSmemLimit) best = s;
     return best;
   }
-  static constexpr int kStages = stages_fit();
+  // D buffers per warpgroup: one per wave, or, where that buys a stage (BM 256 x BN 112: 4 stages instead of 3),
+  // one that the warpgroup's waves fill and store in turn.
+  static constexpr int kDWaves = kWaves > 1 && stages_fit(1) > stages_fit(kWaves) ? 1 : kWaves;
+  static constexpr int kDBytesPerWG = d_bytes_per_wg(kDWaves);
+  static constexpr int kStages = stages_fit(kDWaves);
   static_assert(kStages >= 3, "tile too large for the shared-memory ring");
-  static constexpr bool kScalesTma = smem_for(kStages, true) <= kSmemLimit;  // the TMA scale ring fits too
+  static constexpr bool kScalesTma = smem_for(kStages, true, kDWaves) <= kSmemLimit;  // the TMA scale ring fits too
   static constexpr int kTmaSlots = tma_slots(kStages);
   static constexpr int kScaleSlots = kScalesTma ? kTmaSlots : cp_slots(kStages);  // slots in shared memory
   // Layout (offsets from the 1024-aligned base).
@@ -655,15 +659,14 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
         for (int q = 0; q < 2 * W; ++q) any |= wmask[q];
         if (static_cast<int64_t>(t.n_block) * BN < p.n && any != 0) {
           const uint32_t d_wg = sm_d + wg * T::kDBytesPerWG;
-          if (wt == 0 && store_pending) ptx::tma_store_wait_read<0>();
-          ptx::named_barrier_sync(1 + wg, 128);
-          auto d_addr = [&](int j, int row, int col) -> uint32_t {
+          // d_addr(slot, row, col): slot = the wave's D buffer within the warpgroup's
+          auto d_addr = [&](int slot, int row, int col) -> uint32_t {
             const int chunk = col / T::kDChunkCols, granule = (col % T::kDChunkCols) / 8;
             int swz = 0;
             if constexpr (T::kDSwizzle == 128) swz = row & 7;
             if constexpr (T::kDSwizzle == 64) swz = (row >> 1) & 3;
             if constexpr (T::kDSwizzle == 32) swz = (row >> 2) & 1;
-            return d_wg + j * T::kDWaveBytes + chunk * T::kDChunkBytes + row * (T::kDChunkCols * 2) + ((granule ^ swz) * 16);
+            return d_wg + slot * T::kDWaveBytes + chunk * T::kDChunkBytes + row * (T::kDChunkCols * 2) + ((granule ^ swz) * 16);
           };
           auto pack = [](float lo, float hi) -> uint32_t {
             __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -671,52 +674,59 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           };
           const int mj = static_cast<int>(lane / 8);
           const int st_row = static_cast<int>(w * 16) + (mj & 1) * 8 + static_cast<int>(lane & 7);
-#pragma unroll
-          for (int j = 0; j < W; ++j) {
-#pragma unroll
-            for (int i = 0; i + 1 < BN / 8; i += 2) {
-              ptx::stmatrix_x4(d_addr(j, st_row, 8 * (i + (mj >> 1))), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]),
-                               pack(acc[j][4 * i + 4], acc[j][4 * i + 5]), pack(acc[j][4 * i + 6], acc[j][4 * i + 7]));
-            }
-            if constexpr ((BN / 8) % 2 == 1) {
-              constexpr int i = BN / 8 - 1;
-              ptx::stmatrix_x2(d_addr(j, st_row, 8 * i), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]));
-            }
-          }
-          ptx::fence_proxy_async_smem();
-          ptx::named_barrier_sync(1 + wg, 128);
           const int32_t col0 = t.n_block * BN;
-          bool stored = false;
+          // One pass per fill of the D buffers: all waves at once, or (kDWaves == 1) one wave after the other,
+          // each pass waiting until the previous pass's TMA store has read the buffer.
 #pragma unroll
-          for (int j = 0; j < W; ++j) {
-            const uint32_t m_lo = wmask[2 * j], m_hi = wmask[2 * j + 1];
-            if ((m_lo | m_hi) == 0) continue;
-            const int32_t wave_row0 = t.row0 + wg_rows + 64 * j;
-            const bool full_tile = p.kind == Fp8GemmKind::Normal || (m_lo == 0xffffffffu && m_hi == 0xffffffffu);
-            if (full_tile) {
-              if (wt == 0) {
+          for (int j0 = 0; j0 < W; j0 += T::kDWaves) {
+            if (wt == 0 && store_pending) ptx::tma_store_wait_read<0>();
+            ptx::named_barrier_sync(1 + wg, 128);
 #pragma unroll
-                for (int c = 0; c < T::kDChunks; ++c)
-                  ptx::tma_store_2d(&tm_d, d_wg + j * T::kDWaveBytes + c * T::kDChunkBytes, col0 + c * T::kDChunkCols, wave_row0);
-                stored = true;
+            for (int j = j0; j < j0 + T::kDWaves; ++j) {
+#pragma unroll
+              for (int i = 0; i + 1 < BN / 8; i += 2) {
+                ptx::stmatrix_x4(d_addr(j - j0, st_row, 8 * (i + (mj >> 1))), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]),
+                                 pack(acc[j][4 * i + 4], acc[j][4 * i + 5]), pack(acc[j][4 * i + 6], acc[j][4 * i + 7]));
               }
-            } else {
-              // Row-masked copy: 16-byte granules of the rows this pass owns.
-              constexpr int kGranules = BN / 8;
-              for (int idx = static_cast<int>(wt); idx < 64 * kGranules; idx += 128) {
-                const int r = idx / kGranules, jj = idx % kGranules;
-                const uint32_t bits = r < 32 ? m_lo : m_hi;
-                const int32_t col = col0 + jj * 8;
-                if (!((bits >> (r % 32)) & 1u) || col >= p.n) continue;
-                uint4 v;
-                asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(d_addr(j, r, jj * 8)));
-                *reinterpret_cast<uint4*>(p.d + static_cast<int64_t>(wave_row0 + r) * p.n + col) = v;
+              if constexpr ((BN / 8) % 2 == 1) {
+                constexpr int i = BN / 8 - 1;
+                ptx::stmatrix_x2(d_addr(j - j0, st_row, 8 * i), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]));
               }
             }
-          }
-          if (stored) {
-            ptx::tma_store_commit();
-            store_pending = true;
+            ptx::fence_proxy_async_smem();
+            ptx::named_barrier_sync(1 + wg, 128);
+            bool stored = false;
+#pragma unroll
+            for (int j = j0; j < j0 + T::kDWaves; ++j) {
+              const uint32_t m_lo = wmask[2 * j], m_hi = wmask[2 * j + 1];
+              if ((m_lo | m_hi) == 0) continue;
+              const int32_t wave_row0 = t.row0 + wg_rows + 64 * j;
+              const bool full_tile = p.kind == Fp8GemmKind::Normal || (m_lo == 0xffffffffu && m_hi == 0xffffffffu);
+              if (full_tile) {
+                if (wt == 0) {
+#pragma unroll
+                  for (int c = 0; c < T::kDChunks; ++c)
+                    ptx::tma_store_2d(&tm_d, d_wg + (j - j0) * T::kDWaveBytes + c * T::kDChunkBytes, col0 + c * T::kDChunkCols, wave_row0);
+                  stored = true;
+                }
+              } else {
+                // Row-masked copy: 16-byte granules of the rows this pass owns.
+                constexpr int kGranules = BN / 8;
+                for (int idx = static_cast<int>(wt); idx < 64 * kGranules; idx += 128) {
+                  const int r = idx / kGranules, jj = idx % kGranules;
+                  const uint32_t bits = r < 32 ? m_lo : m_hi;
+                  const int32_t col = col0 + jj * 8;
+                  if (!((bits >> (r % 32)) & 1u) || col >= p.n) continue;
+                  uint4 v;
+                  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(d_addr(j - j0, r, jj * 8)));
+                  *reinterpret_cast<uint4*>(p.d + static_cast<int64_t>(wave_row0 + r) * p.n + col) = v;
+                }
+              }
+            }
+            if (stored) {
+              ptx::tma_store_commit();
+              store_pending = true;
+            }
           }
         }
         if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile + 1] = clock64();
@@ -767,7 +777,7 @@ const std::vector<KernelInfo>& kernels() {
   static const std::vector<KernelInfo> k = {
       kernel_info<64, 16>(),  kernel_info<64, 32>(),   kernel_info<64, 56>(),   kernel_info<64, 96>(),
       kernel_info<64, 128>(), kernel_info<128, 96>(), kernel_info<128, 112>(), kernel_info<128, 128>(),
-      kernel_info<256, 128>(),
+      kernel_info<256, 112>(), kernel_info<256, 128>(),
   };
   return k;
 }
@@ -886,10 +896,9 @@ bool prepare(int device, int k, int sm_count, int& max1, int& max2) {
 // at the ~2.2 TB/s the memory-bound shapes reach with the L2 flushed. Near-ties go to the larger BN (fewer
 // tiles: the memory-bound shapes measured better with them).
 double us_per_k_block(int bm, int bn) {
-  // BM 256 x BN 128 (v4), predicted before its first device run: the L2 -> SM delivery bound of 33 KB per CTA
-  // per K block (A half by multicast, B, scales) at the ~6 TB/s both kernels reach, 0.73 us, above the
-  // tensor-core time of 0.56-0.62 us.
-  if (bm == 256) return 0.76;
+  // BM 256 (v4): m256n128 measured 0.92-1.0 us per K block per wave (v4 call 1: its 3 stages, not L2 delivery,
+  // bound it: 3 stages / ~2.8 us issue -> arrival); m256n112 (4 stages) predicted before its first run.
+  if (bm == 256) return bn <= 112 ? 0.78 : 0.97;
   if (bm == 64) return bn <= 16 ? 0.34 : bn <= 32 ? 0.32 : bn <= 56 ? 0.333 : bn <= 96 ? 0.37 : 0.40;
   return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : 0.59;
 }
@@ -1042,7 +1051,9 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   const int64_t kb_count = p.k / 128, nb_count = (p.n + 127) / 128;
   // Measured (v3, same run): TMA scales win where K/128 % 8 == 0 (K = 2048, 7168, 16384: up to 12%) and at
   // K = 512 with many rows; cp.async wins at K = 1536 (K/128 = 12: 0.5-7%) and at K = 512 with one M block.
-  const bool tma_wins = kb_count % 8 == 0 || (kb_count == 4 && rows_total >= 1024);
+  // BM 256 (v4 call 1): its cp.async path (8 rows per lane per K block from the lean producer) made m256n128.mcA
+  // 4096x24576x1536 (K/128 = 12) 1.2x slower than m128n128.mcA; it takes TMA scales wherever K/128 % 4 == 0.
+  const bool tma_wins = kb_count % 8 == 0 || (kb_count == 4 && rows_total >= 1024) || ki.bm == 256;
   const bool scales_tma = ki.scales_tma && kb_count % 4 == 0 && (force_scales == 2 || (tma_wins && force_scales == 0)) && reinterpret_cast<uintptr_t>(p.sa) % 16 == 0 &&
                           reinterpret_cast<uintptr_t>(p.sb) % 16 == 0;
   if (ok && scales_tma)
