@@ -1,7 +1,8 @@
 // Hopper FP8 block-scaled GEMM: warp-specialized TMA producer + WGMMA math warpgroups, persistent grid.
 //
-// One CTA = BM/64 math warpgroups (each owns 64 rows of the BM x BN tile) + a producer warp (alone in the
-// last warpgroup: 256 threads with BM 64, 288 with BM 128).
+// One CTA = one or two math warpgroups (64 rows each with BM 64 / 128; 128 rows as two m64 waves each with
+// BM 256) + a producer warp, alone in the last warpgroup: 256 threads with BM 64, 288 with BM 128, 384 with
+// BM 256 (whose producer warpgroup gives registers to the math warpgroups by setmaxnreg 40 / 232).
 //  - Producer: per 128-wide K block, lane 0 issues the TMA loads of the A tile (BM x 128 B) and the B tile
 //    (BN x 128 B) into a stage of the shared-memory ring, completing on the stage's `full` barrier. The
 //    scales come from the row-major [rows, K/128] (A) and [groups, N/128, K/128] (B) matrices, no transpose
@@ -896,9 +897,9 @@ bool prepare(int device, int k, int sm_count, int& max1, int& max2) {
 // at the ~2.2 TB/s the memory-bound shapes reach with the L2 flushed. Near-ties go to the larger BN (fewer
 // tiles: the memory-bound shapes measured better with them).
 double us_per_k_block(int bm, int bn) {
-  // BM 256 (v4): m256n128 measured 0.92-1.0 us per K block per wave (v4 call 1: its 3 stages, not L2 delivery,
-  // bound it: 3 stages / ~2.8 us issue -> arrival); m256n112 (4 stages) predicted before its first run.
-  if (bm == 256) return bn <= 112 ? 0.78 : 0.97;
+  // BM 256 (v4, call 2, same run as m128n128.mcA's 0.57 at 4096x7168x16384): m256n128.mcA 863 us / 7 waves /
+  // 128 = 0.96 us, m256n112.mcA (4 stages) 1000 / 8 / 128 = 0.98 us per K block (+ the 3% pair gain below).
+  if (bm == 256) return bn <= 112 ? 1.0 : 0.99;
   if (bm == 64) return bn <= 16 ? 0.34 : bn <= 32 ? 0.32 : bn <= 56 ? 0.333 : bn <= 96 ? 0.37 : 0.40;
   return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : 0.59;
 }
