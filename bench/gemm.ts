@@ -258,6 +258,7 @@ async function main(): Promise<void> {
       const tmp = `/tmp/dsk-gemm-sweep-${process.pid}-${cfg}.json`;
       const sel = shapes
         .filter((s) => !(cfg.startsWith('m128') && s.kind === 'normal' && s.m <= 64))
+        .filter((s) => !(cfg.startsWith('m256') && s.kind === 'normal' && s.m <= 128))
         .filter((s) => !(s.kind !== 'normal' && cfg.endsWith('.mcB')))
         .map((s) => SHAPES.indexOf(s));
       const r = spawnSync(process.execPath, [__filename, '--config', cfg, '--json', tmp, '--shapes', sel.join(','), '--no-cublas', '--check'], {

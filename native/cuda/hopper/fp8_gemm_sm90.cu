@@ -1,7 +1,8 @@
 // Hopper FP8 block-scaled GEMM: warp-specialized TMA producer + WGMMA math warpgroups, persistent grid.
 //
-// One CTA = BM/64 math warpgroups (each owns 64 rows of the BM x BN tile) + a producer warp (alone in the
-// last warpgroup: 256 threads with BM 64, 288 with BM 128).
+// One CTA = one or two math warpgroups (64 rows each with BM 64 / 128; 128 rows as two m64 waves each with
+// BM 256) + a producer warp, alone in the last warpgroup: 256 threads with BM 64, 288 with BM 128, 384 with
+// BM 256 (whose producer warpgroup gives registers to the math warpgroups by setmaxnreg 40 / 232).
 //  - Producer: per 128-wide K block, lane 0 issues the TMA loads of the A tile (BM x 128 B) and the B tile
 //    (BN x 128 B) into a stage of the shared-memory ring, completing on the stage's `full` barrier. The
 //    scales come from the row-major [rows, K/128] (A) and [groups, N/128, K/128] (B) matrices, no transpose
@@ -41,6 +42,7 @@
 #include "../../../ptx/elect.h"
 #include "../../../ptx/fence.h"
 #include "../../../ptx/mbarrier.h"
+#include "../../../ptx/setmaxnreg.h"
 #include "../../../ptx/stmatrix.h"
 #include "../../../ptx/timer.h"
 #include "../../../ptx/tma.h"
@@ -87,11 +89,13 @@ constexpr int kTraceWords = kTraceTile + 2 * kTraceTiles;
 
 constexpr int kSmemLimit = 232448;  // opt-in dynamic shared memory per block on sm_90
 constexpr int kBand = 8;            // units per raster band along N
-// Two math warpgroups run with a single producer warp (288 threads) and no setmaxnreg: every region gets the
-// launch-bound cap of 168 registers, enough up to BM 128 x BN 128. BM 256 x BN 128 (two waves per warpgroup,
-// the wave loop below) needs 384 threads with setmaxnreg 40/232; ptxas only keeps the raised budget for the
-// math branch when the final TMA-store wait sits after the role branches, and the producer must then fit 40
-// registers (bench/NOTES.md, "Registers"). Not instantiated yet.
+// Up to BM 128 x BN 128, two math warpgroups run with a single producer warp (288 threads) and no setmaxnreg:
+// every region gets the launch-bound cap of 168 registers. BM 256 x BN 128 (two m64 waves per warpgroup,
+// 192 accumulator registers per math thread) runs 384 threads, a whole producer warpgroup, and moves
+// registers with setmaxnreg 40/232 (128 x 40 + 256 x 232 = the 384 x 168 the CTA is launched with). ptxas
+// keeps the raised budget for the math branch only when the final TMA-store wait sits after the role
+// branches (it does, for every kernel), and the producer must fit 40 registers (bench/NOTES.md, "v4").
+constexpr int kProducerRegs = 40, kMathRegs = 232;
 
 template <int BM, int BN>
 struct Traits {
@@ -102,7 +106,10 @@ struct Traits {
   // partial accumulator (the B tile is read once per 256 rows: half the L2 traffic per FLOP of BM 128).
   static constexpr int kWaves = BM / (64 * kMathWG);
   static constexpr int kWGRows = 64 * kWaves;
-  static constexpr int kThreads = kMathWG == 2 ? 288 : 256;  // + the producer warp (alone in its warpgroup)
+  // + the producer warp, alone in its warpgroup; BM 256 launches the whole producer warpgroup (setmaxnreg
+  // is per warpgroup) and moves registers to the math warpgroups.
+  static constexpr bool kRegMove = BM == 256;
+  static constexpr int kThreads = kRegMove ? 384 : kMathWG == 2 ? 288 : 256;
   static constexpr int kABytes = BM * 128, kBBytes = BN * 128;  // multiples of 1024: stages stay 1024-aligned
   // The D staging buffer of each wave: BN/CW chunks of [64 rows][CW cols] bf16, each chunk one TMA store box,
   // swizzled so stmatrix writes hit distinct banks (an odd count of 16-byte granules per row needs no swizzle).
@@ -111,7 +118,7 @@ struct Traits {
   static constexpr int kDChunks = BN / kDChunkCols;
   static constexpr int kDChunkBytes = 64 * kDChunkCols * 2;
   static constexpr int kDWaveBytes = (kDChunks * kDChunkBytes + 127) / 128 * 128;
-  static constexpr int kDBytesPerWG = (kWaves * kDWaveBytes + 1023) / 1024 * 1024;
+  static constexpr int d_bytes_per_wg(int d_waves) { return (d_waves * kDWaveBytes + 1023) / 1024 * 1024; }
   // Scale slots, one layout for both paths: a slot holds, for 4 K blocks (column c at 4c), the A scales of the
   // BM rows (16 bytes per row) and the tile's two B-scale blocks (+0, +16; 128-byte slots: TMA destinations).
   //  - By TMA (K/128 % 4 == 0): one A box (BM rows x 16 B, K blocks [kb & ~3, +4) of the row-major
@@ -126,19 +133,23 @@ struct Traits {
   static constexpr int kSaSlotBytes = BM * 16, kSbSlotBytes = 128;
   static constexpr int cp_slots(int s) { return (s + 3) / 4; }
   static constexpr int tma_slots(int s) { return (s + 6) / 4; }
-  static constexpr int smem_for(int s, bool tma) {
-    return s * (kABytes + kBBytes) + kMathWG * kDBytesPerWG + (tma ? tma_slots(s) : cp_slots(s)) * (kSaSlotBytes + kSbSlotBytes) + s * 16 +
-           1024;  // + barriers, + alignment slack
+  static constexpr int smem_for(int s, bool tma, int d_waves) {
+    return s * (kABytes + kBBytes) + kMathWG * d_bytes_per_wg(d_waves) + (tma ? tma_slots(s) : cp_slots(s)) * (kSaSlotBytes + kSbSlotBytes) +
+           s * 16 + 1024;  // + barriers, + alignment slack
   }
-  static constexpr int stages_fit() {
+  static constexpr int stages_fit(int d_waves) {
     int best = 0;
     for (int s = 1; s <= 16; ++s)
-      if (smem_for(s, false) <= kSmemLimit) best = s;
+      if (smem_for(s, false, d_waves) <= kSmemLimit) best = s;
     return best;
   }
-  static constexpr int kStages = stages_fit();
+  // D buffers per warpgroup: one per wave, or, where that buys a stage (BM 256 x BN 112: 4 stages instead of 3),
+  // one that the warpgroup's waves fill and store in turn.
+  static constexpr int kDWaves = kWaves > 1 && stages_fit(1) > stages_fit(kWaves) ? 1 : kWaves;
+  static constexpr int kDBytesPerWG = d_bytes_per_wg(kDWaves);
+  static constexpr int kStages = stages_fit(kDWaves);
   static_assert(kStages >= 3, "tile too large for the shared-memory ring");
-  static constexpr bool kScalesTma = smem_for(kStages, true) <= kSmemLimit;  // the TMA scale ring fits too
+  static constexpr bool kScalesTma = smem_for(kStages, true, kDWaves) <= kSmemLimit;  // the TMA scale ring fits too
   static constexpr int kTmaSlots = tma_slots(kStages);
   static constexpr int kScaleSlots = kScalesTma ? kTmaSlots : cp_slots(kStages);  // slots in shared memory
   // Layout (offsets from the 1024-aligned base).
@@ -148,7 +159,8 @@ struct Traits {
   static constexpr int kOffSa = kOffD + kMathWG * kDBytesPerWG;
   static constexpr int kOffSb = kOffSa + kScaleSlots * kSaSlotBytes;
   static constexpr int kOffBar = kOffSb + kScaleSlots * kSbSlotBytes;
-  static constexpr int kSmemBytes = kOffBar + kStages * 16 + 1024;
+  static constexpr int kOffStash = kOffBar + kStages * 16;  // BM 256: the producer's tile state (48 B)
+  static constexpr int kSmemBytes = kOffStash + (kRegMove ? 48 : 0) + 1024;
   static_assert(kSmemBytes <= kSmemLimit && kOffSb % 128 == 0 && kOffBar % 8 == 0, "shared-memory layout");
 };
 
@@ -165,18 +177,18 @@ struct Tile {
 // Units of work -> tiles. All 32-bit: the host keeps rows, G*N and unit counts below 2^31.
 template <int BM, int BN>
 struct Scheduler {
-  int32_t units_m = 0, units_n = 0, total = 0;
-  // masked: group cursor
+  // masked: group cursor. The unit counts are recomputed from the parameters per tile (no registers held:
+  // the BM 256 producer runs at 40).
   int32_t g = 0, base = 0, g_units = -1, g_rows = 0;
 
-  __device__ explicit Scheduler(const Params& p) {
+  __device__ explicit Scheduler(const Params&) {}
+  __device__ static int32_t units_n(const Params& p) {
     const int32_t nb = (p.n + BN - 1) / BN;
-    units_n = p.mc == kMcA ? (nb + 1) / 2 : nb;
-    if (p.kind != Fp8GemmKind::Masked) {
-      const int32_t mb = (p.m + BM - 1) / BM;
-      units_m = p.mc == kMcB ? (mb + 1) / 2 : mb;
-      total = units_m * units_n;
-    }
+    return p.mc == kMcA ? (nb + 1) / 2 : nb;
+  }
+  __device__ static int32_t units_m(const Params& p) {
+    const int32_t mb = (p.m + BM - 1) / BM;
+    return p.mc == kMcB ? (mb + 1) / 2 : mb;
   }
 
   // Unit u -> this CTA's (cluster rank `rank`) tile. False once u is past the last unit.
@@ -192,7 +204,7 @@ struct Scheduler {
             mm = 0;
           }
           g_rows = mm;
-          g_units = (mm + BM - 1) / BM * units_n;
+          g_units = (mm + BM - 1) / BM * units_n(p);
         }
         if (u < base + g_units) break;
         base += g_units;
@@ -208,10 +220,10 @@ struct Scheduler {
       t.row0 = g * p.m + um * BM;
       t.rows_valid = g_rows - um * BM;
     } else {
-      if (u >= total) return false;
-      const int32_t band_units = kBand * units_m;
+      const int32_t un_count = units_n(p), band_units = kBand * units_m(p);
+      if (u >= band_units / kBand * un_count) return false;
       const int32_t band = u / band_units, within = u % band_units;
-      const int32_t width = min(kBand, units_n - band * kBand);
+      const int32_t width = min(kBand, un_count - band * kBand);
       um = within / width;
       un = band * kBand + within % width;
       t.g = 0;
@@ -225,13 +237,14 @@ struct Scheduler {
 };
 
 // Contiguous layout: the smallest expert above `prev` among the rows [row0, row0 + BM) (INT_MAX if none),
-// and in `mask` which of those rows (bit r%32 of mask[r/32]) belong to it. One warp; every lane gets it.
-template <int BM>
-__device__ __forceinline__ int32_t next_expert(const Params& p, int32_t row0, int32_t prev, uint32_t (&mask)[BM / 32], bool report) {
+// and in `mask` (WORDS words, none for callers that only need the expert) which of the rows
+// [row0 + mask_off, + 32 WORDS) belong to it (bit r%32 of word r/32). One warp; every lane gets it.
+template <int BM, int WORDS>
+__device__ __forceinline__ int32_t next_expert(const Params& p, int32_t row0, int32_t prev, int32_t mask_off, uint32_t* mask, bool report) {
   const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
   // Two passes over the rows (the second re-reads them from L1): no per-row array held in registers.
-  auto expert = [&](int j, bool rep) {
-    const int32_t row = row0 + lane + 32 * j;
+  auto expert = [&](int32_t off, bool rep) {
+    const int32_t row = row0 + lane + off;
     int32_t e = row < p.m ? __ldg(p.m_indices + row) : -1;
     if (e != -1 && (e < 0 || e >= p.groups)) {
       if (rep) diag_report(p.diag, kDiagGroupedGemmIndices, e, p.groups);
@@ -242,20 +255,20 @@ __device__ __forceinline__ int32_t next_expert(const Params& p, int32_t row0, in
   int32_t best = INT_MAX;
 #pragma unroll 1
   for (int j = 0; j < BM / 32; ++j) {
-    const int32_t e = expert(j, report);
+    const int32_t e = expert(32 * j, report);
     if (e > prev && e < best) best = e;
   }
   best = __reduce_min_sync(0xffffffffu, best);
 #pragma unroll
-  for (int j = 0; j < BM / 32; ++j) mask[j] = __ballot_sync(0xffffffffu, expert(j, false) == best);
+  for (int j = 0; j < WORDS; ++j) mask[j] = __ballot_sync(0xffffffffu, expert(mask_off + 32 * j, false) == best);
   return best;
 }
 
-// Rows [0, valid) of the tile as a bit mask.
-template <int BM>
-__device__ __forceinline__ void rows_mask(int32_t valid, uint32_t (&mask)[BM / 32]) {
+// Rows [0, valid) as WORDS mask words.
+template <int WORDS>
+__device__ __forceinline__ void rows_mask(int32_t valid, uint32_t* mask) {
 #pragma unroll
-  for (int j = 0; j < BM / 32; ++j) {
+  for (int j = 0; j < WORDS; ++j) {
     const int32_t lo = valid - 32 * j;
     mask[j] = lo >= 32 ? 0xffffffffu : lo <= 0 ? 0u : ((1u << lo) - 1u);
   }
@@ -267,6 +280,131 @@ __device__ __forceinline__ float ld_shared_f32(uint32_t addr) {
   float v;
   asm volatile("ld.shared.f32 %0, [%1];" : "=f"(v) : "r"(addr));
   return v;
+}
+
+__device__ __forceinline__ void st_shared_u32x4(uint32_t addr, int32_t a, int32_t b, int32_t c, int32_t d) {
+  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(addr), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+}
+__device__ __forceinline__ int4 ld_shared_u32x4(uint32_t addr) {
+  int4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr) : "memory");
+  return v;
+}
+
+// BM 256: a spare warp of the producer warpgroup walks this CTA's units as the producer does and reports bad
+// maskedM / mIndices values (the producer, at 40 registers, does not carry the reporting code).
+template <int BM, int BN>
+__device__ __forceinline__ void report_indices(const Params& p, uint32_t rank, int32_t cluster_id, int32_t num_clusters) {
+  if (p.kind == Fp8GemmKind::Normal || p.diag == nullptr) return;
+  Scheduler<BM, BN> sched(p);
+  for (int32_t u = cluster_id;; u += num_clusters) {
+    Tile t;
+    if (!sched.get(p, u, rank, t, threadIdx.x % 32 == 0)) break;
+    if (p.kind != Fp8GemmKind::Contiguous || t.n_block != 0 || rank != 0) continue;
+    next_expert<BM, 0>(p, t.row0, -1, 0, nullptr, true);  // reads (and checks) every row of the block
+  }
+}
+
+// The producer of the BM 256 kernel, which runs at setmaxnreg's 40 registers. Same protocol as the producer
+// in the kernel below (see there for the why of each step), but the tile's state (row, group, column block,
+// the scheduler's cursor) waits in a small stash in shared memory through the K loop and is re-read at the
+// K block that needs it, so nothing derived from it (byte counts, box predicates, 64-bit row pointers) is
+// hoisted into registers for the whole loop; the scale copy loop is not unrolled.
+template <int BM, int BN>
+__device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUtensorMap* tm_b, const CUtensorMap* tm_sa, const CUtensorMap* tm_sb,
+                                             const Params& p, uint32_t smem, uint32_t rank, int32_t cluster_id, int32_t num_clusters, bool scales_tma) {
+  using T = Traits<BM, BN>;
+  constexpr int S = T::kStages;
+  const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
+  const uint32_t stash = smem + T::kOffStash;  // [0] the scheduler's cursor, [16] unit, prev, row0, group, [32] n_block
+  Scheduler<BM, BN> sched(p);
+  int32_t stage = 0, sslot = T::kTmaSlots - 1;
+  uint32_t phase = 0;
+  for (int32_t u = cluster_id;; u += num_clusters) {
+    Tile t;
+    if (!sched.get(p, u, rank, t, false)) break;  // bad indices are reported by report_indices()
+    int32_t prev = -1;
+    for (;;) {
+      int32_t g = t.g;
+      if (p.kind == Fp8GemmKind::Contiguous) {
+        g = next_expert<BM, 0>(p, t.row0, prev, 0, nullptr, false);
+        if (g == INT_MAX) break;
+      }
+      st_shared_u32x4(stash, sched.g, sched.base, sched.g_units, sched.g_rows);
+      st_shared_u32x4(stash + 16, u, prev, t.row0, g);
+      st_shared_u32x4(stash + 32, t.n_block, 0, 0, 0);
+#pragma unroll 1
+      for (int32_t kb = 0; kb < p.kb_count; ++kb) {
+        const uint32_t full = smem + T::kOffBar + stage * 8;
+        const bool scales_now = scales_tma && (kb & 3) == 0;
+        if (scales_now) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
+        ptx::mbarrier_wait_parity(full + S * 8, phase ^ 1);  // this stage's `empty` barrier
+        const int4 tile = ld_shared_u32x4(stash + 16);   // .z = row0, .w = group
+        const int32_t n_block = ld_shared_u32x4(stash + 32).x;
+        const int32_t row0 = tile.z, g_ = tile.w;
+        if (ptx::elect_one()) {
+          // The bytes of this K block: the halves / tiles inside the tensors (the same for every K block of the
+          // tile), + the scale boxes every 4th K block.
+          const int32_t b_rows = p.groups * p.n, b_row = g_ * p.n + n_block * BN, sb_row = g_ * p.nb_count + (n_block * BN) / 128;
+          uint32_t bytes = 0;
+          if (p.mc == kMcA) {
+            bytes += row0 < p.rows_total ? T::kABytes / 2 : 0;
+            bytes += row0 + BM / 2 < p.rows_total ? T::kABytes / 2 : 0;
+          } else {
+            bytes += row0 < p.rows_total ? T::kABytes : 0;
+          }
+          if (p.mc == kMcB) {
+            bytes += b_row < b_rows ? T::kBBytes / 2 : 0;
+            bytes += b_row + BN / 2 < b_rows ? T::kBBytes / 2 : 0;
+          } else {
+            bytes += b_row < b_rows ? T::kBBytes : 0;
+          }
+          const bool sa_box = scales_now && row0 < p.rows_total, sb_box = scales_now && sb_row < p.groups * p.nb_count;
+          ptx::mbarrier_arrive_expect_tx(full, bytes + (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0));
+          if (sa_box) ptx::tma_load_2d(smem + T::kOffSa + sslot * T::kSaSlotBytes, tm_sa, full, kb, row0);
+          if (sb_box) ptx::tma_load_2d(smem + T::kOffSb + sslot * T::kSbSlotBytes, tm_sb, full, kb, sb_row);
+          const uint32_t a_dst = smem + T::kOffA + stage * T::kABytes, b_dst = smem + T::kOffB + stage * T::kBBytes;
+          if (p.mc == kMcA) {
+            const int32_t half_row = row0 + static_cast<int32_t>(rank) * (BM / 2);
+            if (half_row < p.rows_total) ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), tm_a, full, kb * 128, half_row, 0x3);
+          } else if (row0 < p.rows_total) {
+            ptx::tma_load_2d(a_dst, tm_a, full, kb * 128, row0);
+          }
+          if (p.mc == kMcB) {
+            const int32_t half_row = b_row + static_cast<int32_t>(rank) * (BN / 2);
+            if (half_row < b_rows) ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), tm_b, full, kb * 128, half_row, 0x3);
+          } else if (b_row < b_rows) {
+            ptx::tma_load_2d(b_dst, tm_b, full, kb * 128, b_row);
+          }
+        }
+        if (!scales_tma) {
+          // One 4-byte cp.async per row into slot stage / 4, column stage % 4.
+          const uint32_t sa_dst = smem + T::kOffSa + (stage >> 2) * T::kSaSlotBytes + lane * 16 + (stage & 3) * 4;
+#pragma unroll 1
+          for (int32_t j = 0; j < BM / 32; ++j) {
+            const int32_t r = row0 + lane + 32 * j;
+            const bool ok = r < p.rows_total;
+            ptx::cp_async_4(sa_dst + 512 * j, ok ? p.sa + static_cast<int64_t>(r) * p.kb_count + kb : p.sa, ok);
+          }
+          if (lane < 2) {
+            const int32_t nb = (n_block * BN) / 128 + lane;
+            const bool ok = nb < p.nb_count;
+            ptx::cp_async_4(smem + T::kOffSb + (stage >> 2) * T::kSbSlotBytes + lane * 16 + (stage & 3) * 4,
+                            ok ? p.sb + (static_cast<int64_t>(g_) * p.nb_count + nb) * p.kb_count + kb : p.sb, ok);
+          }
+          ptx::cp_async_mbarrier_arrive_noinc(full);
+        }
+        if (++stage == S) stage = 0, phase ^= 1;
+      }
+      const int4 c = ld_shared_u32x4(stash), up = ld_shared_u32x4(stash + 16);
+      sched.g = c.x, sched.base = c.y, sched.g_units = c.z, sched.g_rows = c.w;
+      u = up.x, prev = up.y, g = up.w;
+      t.row0 = up.z;
+      t.n_block = ld_shared_u32x4(stash + 32).x;
+      if (p.kind != Fp8GemmKind::Contiguous) break;
+      prev = g;
+    }
+  }
 }
 
 template <int BM, int BN>
@@ -317,9 +455,16 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
   if (cs == 2) ptx::cluster_sync();
   else __syncthreads();
 
+  // Set by the first thread of a math warpgroup once it has a TMA store in flight; the wait for it sits after
+  // the role branches (inside the math branch it made ptxas drop setmaxnreg's raised budget: spills).
+  bool store_pending = false;
   if (wg == T::kMathWG) {
     // ---------------- producer warpgroup ----------------
-    if (warp == T::kMathWG * 4) {
+    if constexpr (T::kRegMove) {
+      ptx::setmaxnreg_dec<kProducerRegs>();
+      if (warp == T::kMathWG * 4) produce_lean<BM, BN>(&tm_a, &tm_b, &tm_sa, &tm_sb, p, smem, rank, cluster_id, num_clusters, scales_tma);
+      else if (warp == T::kMathWG * 4 + 1) report_indices<BM, BN>(p, rank, cluster_id, num_clusters);
+    } else if (warp == T::kMathWG * 4) {
       Scheduler<BM, BN> sched(p);
       int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0;
       uint32_t phase = 0;
@@ -330,8 +475,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
         for (;;) {
           int32_t g = t.g;
           if (p.kind == Fp8GemmKind::Contiguous) {
-            uint32_t mask[BM / 32];
-            g = next_expert<BM>(p, t.row0, prev, mask, t.n_block == 0 && rank == 0);
+            g = next_expert<BM, 0>(p, t.row0, prev, 0, nullptr, t.n_block == 0 && rank == 0);
             if (g == INT_MAX) break;
           }
           const int32_t b_row = g * p.n + t.n_block * BN;
@@ -420,6 +564,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     }
   } else {
     // ---------------- math warpgroups ----------------
+    if constexpr (T::kRegMove) ptx::setmaxnreg_inc<kMathRegs>();
     constexpr int W = T::kWaves;
     const uint32_t wt = threadIdx.x % 128;  // thread within the warpgroup
     const uint32_t w = wt / 32;             // warp within the warpgroup
@@ -431,7 +576,6 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     Scheduler<BM, BN> sched(p);
     int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0, ttile = 0;
     uint32_t phase = 0;
-    bool store_pending = false;
     // the first math thread of CTA 0 stamps (the pointer re-read from the parameters: no register held)
 #define DSK_TRM (kTraced && p.trace != nullptr && threadIdx.x == 0 && blockIdx.x == 0 ? p.trace : nullptr)
 
@@ -442,8 +586,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
       for (;;) {
         int32_t g = t.g;
         if (p.kind == Fp8GemmKind::Contiguous) {
-          uint32_t mask[BM / 32];
-          g = next_expert<BM>(p, t.row0, prev, mask, false);
+          g = next_expert<BM, 0>(p, t.row0, prev, 0, nullptr, false);
           if (g == INT_MAX) break;
         }
         // n8 blocks from `first_hi` on take the tile's second B scale block.
@@ -460,16 +603,19 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           if (scales_tma && (kb & 3) == 0) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
           const int32_t slot = scales_tma ? sslot : stage >> 2, col = scales_tma ? (kb & 3) : (stage & 3);
           const uint32_t sa_stage = sm_sa + slot * T::kSaSlotBytes + col * 4, sb_stage = sm_sb + slot * T::kSbSlotBytes + col * 4;
+          // Row scales of wave 0 here, of a later wave when it starts (before the stage's release: 2 registers
+          // fewer through wave 0 of BM 256).
           float sa_lo[W], sa_hi[W];
-#pragma unroll
-          for (int j = 0; j < W; ++j) {
-            sa_lo[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j) * 16);
-            sa_hi[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j + 8) * 16);
-          }
+          sa_lo[0] = ld_shared_f32(sa_stage + row_lo * 16);
+          sa_hi[0] = ld_shared_f32(sa_stage + (row_lo + 8) * 16);
           const float sb0 = ld_shared_f32(sb_stage), sb1 = ld_shared_f32(sb_stage + 16);
           const uint64_t db = ptx::wgmma_desc_k128b(sm_b + stage * T::kBBytes);
 #pragma unroll
           for (int j = 0; j < W; ++j) {
+            if (j > 0) {
+              sa_lo[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j) * 16);
+              sa_hi[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j + 8) * 16);
+            }
             const uint64_t da = ptx::wgmma_desc_k128b(sm_a + stage * T::kABytes + (wg_rows + 64 * j) * 128);
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
@@ -505,32 +651,23 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
         if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile] = clock64();
 
         // ---- epilogue: this warpgroup's rows, one 64-row wave at a time ----
-        uint32_t mask[BM / 32];
-        if (p.kind == Fp8GemmKind::Contiguous) next_expert<BM>(p, t.row0, prev, mask, false);
-        else rows_mask<BM>(t.rows_valid, mask);
-        // mask words of this warpgroup's rows (selected with constant indices: no local-memory array)
+        // the mask words of this warpgroup's rows (2 per 64-row wave)
         uint32_t wmask[2 * W];
-#pragma unroll
-        for (int q = 0; q < 2 * W; ++q) {
-          wmask[q] = mask[q];
-          if constexpr (T::kMathWG == 2) {
-            if (wg == 1) wmask[q] = mask[2 * W + q];
-          }
-        }
+        if (p.kind == Fp8GemmKind::Contiguous) next_expert<BM, 2 * W>(p, t.row0, prev, wg_rows, wmask, false);
+        else rows_mask<2 * W>(t.rows_valid - wg_rows, wmask);
         uint32_t any = 0;
 #pragma unroll
         for (int q = 0; q < 2 * W; ++q) any |= wmask[q];
         if (static_cast<int64_t>(t.n_block) * BN < p.n && any != 0) {
           const uint32_t d_wg = sm_d + wg * T::kDBytesPerWG;
-          if (wt == 0 && store_pending) ptx::tma_store_wait_read<0>();
-          ptx::named_barrier_sync(1 + wg, 128);
-          auto d_addr = [&](int j, int row, int col) -> uint32_t {
+          // d_addr(slot, row, col): slot = the wave's D buffer within the warpgroup's
+          auto d_addr = [&](int slot, int row, int col) -> uint32_t {
             const int chunk = col / T::kDChunkCols, granule = (col % T::kDChunkCols) / 8;
             int swz = 0;
             if constexpr (T::kDSwizzle == 128) swz = row & 7;
             if constexpr (T::kDSwizzle == 64) swz = (row >> 1) & 3;
             if constexpr (T::kDSwizzle == 32) swz = (row >> 2) & 1;
-            return d_wg + j * T::kDWaveBytes + chunk * T::kDChunkBytes + row * (T::kDChunkCols * 2) + ((granule ^ swz) * 16);
+            return d_wg + slot * T::kDWaveBytes + chunk * T::kDChunkBytes + row * (T::kDChunkCols * 2) + ((granule ^ swz) * 16);
           };
           auto pack = [](float lo, float hi) -> uint32_t {
             __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -538,52 +675,59 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           };
           const int mj = static_cast<int>(lane / 8);
           const int st_row = static_cast<int>(w * 16) + (mj & 1) * 8 + static_cast<int>(lane & 7);
-#pragma unroll
-          for (int j = 0; j < W; ++j) {
-#pragma unroll
-            for (int i = 0; i + 1 < BN / 8; i += 2) {
-              ptx::stmatrix_x4(d_addr(j, st_row, 8 * (i + (mj >> 1))), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]),
-                               pack(acc[j][4 * i + 4], acc[j][4 * i + 5]), pack(acc[j][4 * i + 6], acc[j][4 * i + 7]));
-            }
-            if constexpr ((BN / 8) % 2 == 1) {
-              constexpr int i = BN / 8 - 1;
-              ptx::stmatrix_x2(d_addr(j, st_row, 8 * i), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]));
-            }
-          }
-          ptx::fence_proxy_async_smem();
-          ptx::named_barrier_sync(1 + wg, 128);
           const int32_t col0 = t.n_block * BN;
-          bool stored = false;
+          // One pass per fill of the D buffers: all waves at once, or (kDWaves == 1) one wave after the other,
+          // each pass waiting until the previous pass's TMA store has read the buffer.
 #pragma unroll
-          for (int j = 0; j < W; ++j) {
-            const uint32_t m_lo = wmask[2 * j], m_hi = wmask[2 * j + 1];
-            if ((m_lo | m_hi) == 0) continue;
-            const int32_t wave_row0 = t.row0 + wg_rows + 64 * j;
-            const bool full_tile = p.kind == Fp8GemmKind::Normal || (m_lo == 0xffffffffu && m_hi == 0xffffffffu);
-            if (full_tile) {
-              if (wt == 0) {
+          for (int j0 = 0; j0 < W; j0 += T::kDWaves) {
+            if (wt == 0 && store_pending) ptx::tma_store_wait_read<0>();
+            ptx::named_barrier_sync(1 + wg, 128);
 #pragma unroll
-                for (int c = 0; c < T::kDChunks; ++c)
-                  ptx::tma_store_2d(&tm_d, d_wg + j * T::kDWaveBytes + c * T::kDChunkBytes, col0 + c * T::kDChunkCols, wave_row0);
-                stored = true;
+            for (int j = j0; j < j0 + T::kDWaves; ++j) {
+#pragma unroll
+              for (int i = 0; i + 1 < BN / 8; i += 2) {
+                ptx::stmatrix_x4(d_addr(j - j0, st_row, 8 * (i + (mj >> 1))), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]),
+                                 pack(acc[j][4 * i + 4], acc[j][4 * i + 5]), pack(acc[j][4 * i + 6], acc[j][4 * i + 7]));
               }
-            } else {
-              // Row-masked copy: 16-byte granules of the rows this pass owns.
-              constexpr int kGranules = BN / 8;
-              for (int idx = static_cast<int>(wt); idx < 64 * kGranules; idx += 128) {
-                const int r = idx / kGranules, jj = idx % kGranules;
-                const uint32_t bits = r < 32 ? m_lo : m_hi;
-                const int32_t col = col0 + jj * 8;
-                if (!((bits >> (r % 32)) & 1u) || col >= p.n) continue;
-                uint4 v;
-                asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(d_addr(j, r, jj * 8)));
-                *reinterpret_cast<uint4*>(p.d + static_cast<int64_t>(wave_row0 + r) * p.n + col) = v;
+              if constexpr ((BN / 8) % 2 == 1) {
+                constexpr int i = BN / 8 - 1;
+                ptx::stmatrix_x2(d_addr(j - j0, st_row, 8 * i), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]));
               }
             }
-          }
-          if (stored) {
-            ptx::tma_store_commit();
-            store_pending = true;
+            ptx::fence_proxy_async_smem();
+            ptx::named_barrier_sync(1 + wg, 128);
+            bool stored = false;
+#pragma unroll
+            for (int j = j0; j < j0 + T::kDWaves; ++j) {
+              const uint32_t m_lo = wmask[2 * j], m_hi = wmask[2 * j + 1];
+              if ((m_lo | m_hi) == 0) continue;
+              const int32_t wave_row0 = t.row0 + wg_rows + 64 * j;
+              const bool full_tile = p.kind == Fp8GemmKind::Normal || (m_lo == 0xffffffffu && m_hi == 0xffffffffu);
+              if (full_tile) {
+                if (wt == 0) {
+#pragma unroll
+                  for (int c = 0; c < T::kDChunks; ++c)
+                    ptx::tma_store_2d(&tm_d, d_wg + (j - j0) * T::kDWaveBytes + c * T::kDChunkBytes, col0 + c * T::kDChunkCols, wave_row0);
+                  stored = true;
+                }
+              } else {
+                // Row-masked copy: 16-byte granules of the rows this pass owns.
+                constexpr int kGranules = BN / 8;
+                for (int idx = static_cast<int>(wt); idx < 64 * kGranules; idx += 128) {
+                  const int r = idx / kGranules, jj = idx % kGranules;
+                  const uint32_t bits = r < 32 ? m_lo : m_hi;
+                  const int32_t col = col0 + jj * 8;
+                  if (!((bits >> (r % 32)) & 1u) || col >= p.n) continue;
+                  uint4 v;
+                  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(d_addr(j - j0, r, jj * 8)));
+                  *reinterpret_cast<uint4*>(p.d + static_cast<int64_t>(wave_row0 + r) * p.n + col) = v;
+                }
+              }
+            }
+            if (stored) {
+              ptx::tma_store_commit();
+              store_pending = true;
+            }
           }
         }
         if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile + 1] = clock64();
@@ -592,10 +736,10 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
         prev = g;
       }
     }
-    if (wt == 0 && store_pending) ptx::tma_store_wait<0>();
     if (DSK_TRM) DSK_TRM[2] = clock64(), DSK_TRM[3] = ptx::globaltimer_ns();
 #undef DSK_TRM
   }
+  if (store_pending) ptx::tma_store_wait<0>();  // only a math warpgroup's first thread has stores in flight
 
   // The cluster peer may still multicast into this CTA's ring or arrive on its barriers until it is done.
   if (cs == 2) ptx::cluster_sync();
@@ -634,6 +778,7 @@ const std::vector<KernelInfo>& kernels() {
   static const std::vector<KernelInfo> k = {
       kernel_info<64, 16>(),  kernel_info<64, 32>(),   kernel_info<64, 56>(),   kernel_info<64, 96>(),
       kernel_info<64, 128>(), kernel_info<128, 96>(), kernel_info<128, 112>(), kernel_info<128, 128>(),
+      kernel_info<256, 112>(), kernel_info<256, 128>(),
   };
   return k;
 }
@@ -752,6 +897,9 @@ bool prepare(int device, int k, int sm_count, int& max1, int& max2) {
 // at the ~2.2 TB/s the memory-bound shapes reach with the L2 flushed. Near-ties go to the larger BN (fewer
 // tiles: the memory-bound shapes measured better with them).
 double us_per_k_block(int bm, int bn) {
+  // BM 256 (v4, call 2, same run as m128n128.mcA's 0.57 at 4096x7168x16384): m256n128.mcA 863 us / 7 waves /
+  // 128 = 0.96 us, m256n112.mcA (4 stages) 1000 / 8 / 128 = 0.98 us per K block (+ the 3% pair gain below).
+  if (bm == 256) return bn <= 112 ? 1.0 : 0.99;
   if (bm == 64) return bn <= 16 ? 0.34 : bn <= 32 ? 0.32 : bn <= 56 ? 0.333 : bn <= 96 ? 0.37 : 0.40;
   return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : 0.59;
 }
@@ -904,7 +1052,9 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   const int64_t kb_count = p.k / 128, nb_count = (p.n + 127) / 128;
   // Measured (v3, same run): TMA scales win where K/128 % 8 == 0 (K = 2048, 7168, 16384: up to 12%) and at
   // K = 512 with many rows; cp.async wins at K = 1536 (K/128 = 12: 0.5-7%) and at K = 512 with one M block.
-  const bool tma_wins = kb_count % 8 == 0 || (kb_count == 4 && rows_total >= 1024);
+  // BM 256 (v4 call 1): its cp.async path (8 rows per lane per K block from the lean producer) made m256n128.mcA
+  // 4096x24576x1536 (K/128 = 12) 1.2x slower than m128n128.mcA; it takes TMA scales wherever K/128 % 4 == 0.
+  const bool tma_wins = kb_count % 8 == 0 || (kb_count == 4 && rows_total >= 1024) || ki.bm == 256;
   const bool scales_tma = ki.scales_tma && kb_count % 4 == 0 && (force_scales == 2 || (tma_wins && force_scales == 0)) && reinterpret_cast<uintptr_t>(p.sa) % 16 == 0 &&
                           reinterpret_cast<uintptr_t>(p.sb) % 16 == 0;
   if (ok && scales_tma)
