@@ -13,8 +13,8 @@
 //   local     the per-row work on the compute stream with the whole GPU (the dispatch's per-expert layout;
 //             the combine's weighted sums per received token before its exchange and their sum at home
 //             after it), which DeepEP leaves to its caller or (the sum at home) does on its own SMs;
-//   op        the public op (ep.dispatch / ep.combine, synchronous): both (a dispatch copies its own
-//             tokens while the exchange runs).
+//   op        the public op (ep.dispatch / ep.combine, synchronous): both (the own tokens' part of the
+//             local work runs while the exchange does).
 // The full dispatch (count exchange + host sync + kernels) is reported separately. GB/s are counted as DeepEP counts them:
 // received tokens (one per source token and rank, this rank's own included) x bytes per token (fp8:
 // hidden + hidden/128 * 4). The peer-copy bandwidth (copy engine, every rank to the next at once, and
@@ -201,7 +201,7 @@ async function rankMain(a: Args): Promise<void> {
     const expand = (fp8: boolean) => () => n.epExpand(fp8 ? xq.q : xb, fp8 ? xq.scale : null, h.weights, h.indices, h.layout.posInExpert,
       h.layout.sendList, h.plan, h.numExperts, h.channels, fp8 ? ex.sq : ex.sb, fp8 ? ex.ss : null, ex.rtr, ex.rw, ex.mi,
       fp8 ? ex.rxq : ex.rxb, fp8 ? ex.rs : null, 0);
-    const reduce = () => n.epReduce(y, h.recvWeights, h.recvTokenRows, ex.partial);
+    const reduce = () => n.epReduce(y, h.recvWeights, h.recvTokenRows, h.plan, h.numExperts, h.channels, ex.partial, 0);
     const sum = () => n.epSum(ex.partial, ex.returned, h.layout.tokenIdxInRank, h.plan, h.numExperts, h.channels, ex.out);
     const exchangeCombine = (chunk: number) => () => n.epCombine(ex.partial, ex.returned, h.plan, h.numExperts, h.channels, chunk, true);
     const exUs = async (fn: () => void, iters = a.iters) => (await timeKernels(fn, iters, true)) * 1e3;

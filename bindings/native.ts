@@ -75,7 +75,8 @@ export interface NativeOps {
   epExpand(x: TensorLike, xScale: TensorLike | null, weights: TensorLike, indices: TensorLike, posInExpert: TensorLike, sendList: TensorLike,
     plan: TensorLike, numExperts: number, channels: number, stagedX: TensorLike, stagedScale: TensorLike | null, recvTokenRows: TensorLike,
     recvWeights: TensorLike, mIndices: TensorLike, recvX: TensorLike, recvScale: TensorLike | null, part: 0 | 1 | 2): void;
-  epReduce(y: TensorLike, recvWeights: TensorLike, recvTokenRows: TensorLike, partial: TensorLike): void;
+  epReduce(y: TensorLike, recvWeights: TensorLike, recvTokenRows: TensorLike, plan: TensorLike, numExperts: number, channels: number,
+    partial: TensorLike, part: 0 | 1 | 2): void;
   epCombine(partial: TensorLike, staged: TensorLike, plan: TensorLike, numExperts: number, channels: number, chunk: number, join: boolean): void;
   epSum(partial: TensorLike, staged: TensorLike, tokenIdxInRank: TensorLike, plan: TensorLike, numExperts: number, channels: number,
     out: TensorLike): void;

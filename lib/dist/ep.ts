@@ -444,10 +444,12 @@ export function combine(y: Tensor, handle: EpHandle, options?: CombineOptions): 
     const sum = () => n.epSum(uses[0], uses[1], uses[2], uses[3], h.numExperts, h.channels, uses[4]);
     let deferred = false;
     try {
-      // The weighted sum over this rank's experts of every received token, on the compute stream; the
-      // exchange of one row per (token, rank) on the comm stream; the sums added up on the compute stream.
-      n.epReduce(yc, h.recvWeights, h.recvTokenRows, partial);
+      // The weighted sum over this rank's experts of every received token, on the compute stream: first the
+      // peers' tokens, which the exchange of one row per (token, rank) sends back on the comm stream, then
+      // this rank's own, meanwhile; then the sums added up on the compute stream.
+      n.epReduce(yc, h.recvWeights, h.recvTokenRows, h.plan, h.numExperts, h.channels, partial, 2);
       n.epCombine(partial, staged, h.plan, h.numExperts, h.channels, chunk, false);
+      n.epReduce(yc, h.recvWeights, h.recvTokenRows, h.plan, h.numExperts, h.channels, partial, 1);
       deferred = true;
       if (o.async) {
         pendingFinish.push(() => { try { sum(); } finally { release(); } });

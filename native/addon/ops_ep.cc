@@ -614,7 +614,7 @@ static Napi::Value ep_expand(const Napi::CallbackInfo& info) {
   d.ensure_usable(a.op());
   CudaDeviceGuard guard(dev.index);
   cuda::EpExpandArgs ea;
-  ea.part = static_cast<cuda::EpExpandPart>(part);
+  ea.part = static_cast<cuda::EpPart>(part);
   ea.C = C;
   ea.E = E;
   ea.W = W;
@@ -647,11 +647,16 @@ static Napi::Value ep_expand(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// epReduce(y bf16 [M,H], recvWeights f32 [M], recvTokenRows i32 [R,K], partial bf16 [R,H]): the per-(token, rank)
-// weighted sums a combine sends (compute stream).
+// epReduce(y bf16 [M,H], recvWeights f32 [M], recvTokenRows i32 [R,K], plan, numExperts, channels, partial bf16 [R,H],
+//          part 0|1|2): the per-(token, rank) weighted sums a combine sends (compute stream); part 2 (the peers'
+// tokens) is what its exchange needs, part 1 (own tokens) what only the final sum reads.
 static Napi::Value ep_reduce(const Napi::CallbackInfo& info) {
-  OpArgs a(info, "ep.combine", 4);
-  TensorArg y = a.tensor(0, "y"), rw = a.tensor(1, "recvWeights"), rtr = a.tensor(2, "recvTokenRows"), part = a.tensor(3, "partial");
+  OpArgs a(info, "ep.combine", 8);
+  TensorArg y = a.tensor(0, "y"), rw = a.tensor(1, "recvWeights"), rtr = a.tensor(2, "recvTokenRows"), plan = a.tensor(3, "plan");
+  const int E = static_cast<int>(a.integer(4, "numExperts", 1, 4096));
+  const int C = static_cast<int>(a.integer(5, "channels", 1, 512));
+  TensorArg part = a.tensor(6, "partial");
+  const int which = static_cast<int>(a.integer(7, "part", 0, 2));
   check_2d(a, y, {DType::BF16});
   const int64_t M = y.size(0), H = y.size(1);
   if (H % 8) a.fail_range("y needs hidden to be a multiple of 8");
@@ -661,13 +666,20 @@ static Napi::Value ep_reduce(const Napi::CallbackInfo& info) {
   const int64_t R = rtr.size(0);
   const int K = static_cast<int>(rtr.size(1));
   if (K < 1 || K > kEpMaxTopk) a.fail_range("recvTokenRows must have 1 to " + std::to_string(kEpMaxTopk) + " columns");
+  check_1d(a, plan, {DType::I32});
   check_2d(a, part, {DType::BF16});
   a.dim_is(part, 0, R, "received tokens");
   a.dim_is(part, 1, H);
-  Device dev = a.same_device({&y, &rw, &rtr, &part});
+  Device dev = a.same_device({&y, &rw, &rtr, &plan, &part});
+  EpGroup& G = live_group(a, dev);
+  const int W = G.world, me = G.rank;
+  if (E % W) a.fail_range("numExperts must be a multiple of the world size");
+  const EpPlanLayout L = ep_plan_layout(E, W, C);
+  a.dim_is(plan, 0, L.total, "plan size");
   if (dev.is_cpu()) {
     CpuQueue::get().push([=] {
-      cpu::ep_reduce(y.ptr<uint16_t>(), M, H, rw.ptr<float>(), rtr.ptr<int32_t>(), R, K, part.ptr<uint16_t>());
+      cpu::ep_reduce(which, y.ptr<uint16_t>(), M, H, rw.ptr<float>(), rtr.ptr<int32_t>(), R, K, plan.ptr<int32_t>(), E, W, me, C,
+                     part.ptr<uint16_t>());
     });
     return info.Env().Undefined();
   }
@@ -675,7 +687,8 @@ static Napi::Value ep_reduce(const Napi::CallbackInfo& info) {
   CudaDevice& d = CudaDevice::get(dev.index, a.op());
   d.ensure_usable(a.op());
   CudaDeviceGuard guard(dev.index);
-  cuda::ep_reduce(y.ptr<uint16_t>(), M, H, rw.ptr<float>(), rtr.ptr<int32_t>(), R, K, part.ptr<uint16_t>(), d.stream());
+  cuda::ep_reduce(static_cast<cuda::EpPart>(which), y.ptr<uint16_t>(), M, H, rw.ptr<float>(), rtr.ptr<int32_t>(), R, K,
+                  plan.ptr<int32_t>(), E, W, me, C, part.ptr<uint16_t>(), d.stream());
   d.check_launch(a.op());
 #else
   a.fail_type("this build has no CUDA support");

@@ -177,11 +177,15 @@ void ep_expand(int part, int me, int W, int E, int C, int64_t T, int64_t H, int 
   });
 }
 
-void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows, int64_t R, int K,
-               uint16_t* partial) {
+void ep_reduce(int part, const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows, int64_t R,
+               int K, const int32_t* plan, int E, int W, int me, int C, uint16_t* partial) {
+  const EpPlanLayout L = ep_plan_layout(E, W, C);
+  const int64_t own_begin = plan[L.recv_offset + me], own_end = plan[L.recv_offset + me + 1];
   parallel_for(R, 4, [&](int64_t j0, int64_t j1) {
     std::vector<float> acc(H);
     for (int64_t j = j0; j < j1; j++) {
+      const bool own = j >= own_begin && j < own_end;
+      if ((part == 1 && !own) || (part == 2 && own)) continue;  // not this call's part
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int k = 0; k < K; k++) {
         const int32_t row = recv_token_rows[j * K + k];

@@ -43,8 +43,9 @@ void ep_expand(int part, int me, int W, int E, int C, int64_t T, int64_t H, int 
 
 // partial[j] = bf16(sum over k ascending of recv_weights[row] * y[row]) in f32 (zeros without rows), for
 // the R received tokens (as cuda::ep_reduce).
-void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows, int64_t R, int K,
-               uint16_t* partial);
+// part: 0 all received tokens, 1 this rank's own, 2 the peers' (cuda::EpPart).
+void ep_reduce(int part, const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows, int64_t R,
+               int K, const int32_t* plan, int E, int W, int me, int C, uint16_t* partial);
 
 // The end of a combine on rank `me` of W (as cuda::ep_sum): out[t] = bf16(0 + own + returned[d0] + ...) in
 // f32, its own sum (row own_begin + token_idx_in_rank[t, me] of partial [R, H]) first, then the other

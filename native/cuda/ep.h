@@ -62,11 +62,12 @@ void ep_dispatch(const EpComm& comm, const EpDispatchArgs& a, Stream s);
 // The rest of a dispatch, after its exchange, with any number of SMs: the routing of this rank's own
 // tokens (recv_token_rows, recv_weights), mIndices, and every received token (own ones from x, the
 // peers' from staged_x) copied to each of its rows of recv_x with its fp8 scales.
-// Which received tokens an ep_expand call handles: this rank's own (and mIndices: nothing they need comes
-// from the exchange, so this part can run while it does), the peers', or all.
-enum class EpExpandPart : int { kAll = 0, kOwn = 1, kPeers = 2 };
+// Which received tokens an ep_expand / ep_reduce call handles: this rank's own, the peers', or all. The
+// own part of a dispatch's expansion (with mIndices) needs nothing from its exchange, and a combine's
+// exchange only sends the peers' sums: those parts run on the compute stream while the exchange does.
+enum class EpPart : int { kAll = 0, kOwn = 1, kPeers = 2 };
 struct EpExpandArgs {
-  EpExpandPart part = EpExpandPart::kAll;
+  EpPart part = EpPart::kAll;
   int C = 1, E = 1, W = 1, me = 0, K = 1;
   int64_t T = 0, H = 0, M = 0, R = 0;
   bool fp8 = false;
@@ -87,11 +88,11 @@ struct EpExpandArgs {
 };
 void ep_expand(const EpExpandArgs& a, Stream s);
 
-// The first half of a combine, on the compute SMs: for every received token j (0..R), the f32 sum over
-// its rows (k ascending) of recv_weights[row] * y[row], rounded to bf16, into partial[j] (zeros if it
-// has no rows).
-void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows, int64_t R, int K,
-               uint16_t* partial, Stream s);
+// The first half of a combine, on the compute SMs: for every received token j of `part` (of 0..R), the
+// f32 sum over its rows (k ascending) of recv_weights[row] * y[row], rounded to bf16, into partial[j]
+// (zeros if it has no rows). plan/E/W/me/C locate this rank's own tokens.
+void ep_reduce(EpPart part, const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows,
+               int64_t R, int K, const int32_t* plan, int E, int W, int me, int C, uint16_t* partial, Stream s);
 
 struct EpCombineArgs {
   int C = 1, chunk = 8, E = 1;

@@ -16,6 +16,14 @@ constexpr int kUnroll = 14;  // 16-byte loads in flight per lane while expanding
 constexpr int kBatch = 4;    // rows whose loads are issued together per lane while reducing
 constexpr int kVec = 2;      // 16-byte vectors per lane and row while reducing
 
+// Received tokens of `part`: how many, and the i-th one (own tokens are [own_begin, own_begin + own)).
+__device__ __forceinline__ int64_t part_count(EpPart part, int64_t R, int64_t own) {
+  return part == EpPart::kOwn ? own : part == EpPart::kPeers ? R - own : R;
+}
+__device__ __forceinline__ int64_t part_token(EpPart part, int64_t i, int64_t own_begin, int64_t own) {
+  return part == EpPart::kOwn ? own_begin + i : part == EpPart::kPeers && i >= own_begin ? i + own : i;
+}
+
 int grid_for(int64_t tokens) {
   const int64_t blocks = (tokens + kWarpsPerBlock - 1) / kWarpsPerBlock;
   return static_cast<int>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
@@ -27,7 +35,7 @@ __global__ void __launch_bounds__(kThreads) ep_expand_kernel(EpExpandArgs a) {
   const int Eloc = a.E / a.W;
   // mIndices: the local expert of each row, -1 for padding.
   const int32_t* seg = a.plan + L.seg_start;
-  const int64_t m_rows = a.part == EpExpandPart::kPeers ? 0 : a.M;
+  const int64_t m_rows = a.part == EpPart::kPeers ? 0 : a.M;
   for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < m_rows; r += int64_t(gridDim.x) * blockDim.x) {
     int lo = 0, hi = Eloc;  // the last segment starting at or before r (empty ones share a start)
     while (hi - lo > 1) {
@@ -39,10 +47,9 @@ __global__ void __launch_bounds__(kThreads) ep_expand_kernel(EpExpandArgs a) {
   const int64_t own_begin = a.plan[L.recv_offset + a.me], own_end = a.plan[L.recv_offset + a.me + 1];
   const int64_t pb = a.H * (a.fp8 ? 1 : 2), vecs = pb / 16, nscale = a.fp8 ? a.H / 128 : 0;
   const int64_t warps = int64_t(gridDim.x) * kWarpsPerBlock, own = own_end - own_begin;
-  // Token i of this call's part -> received token j.
-  const int64_t count = a.part == EpExpandPart::kOwn ? own : a.part == EpExpandPart::kPeers ? a.R - own : a.R;
+  const int64_t count = part_count(a.part, a.R, own);
   for (int64_t i = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32; i < count; i += warps) {
-    const int64_t j = a.part == EpExpandPart::kOwn ? own_begin + i : a.part == EpExpandPart::kPeers && i >= own_begin ? i + own : i;
+    const int64_t j = part_token(a.part, i, own_begin, own);
     const char* src;
     const float* src_scale = nullptr;
     int row = -1;
@@ -112,11 +119,15 @@ __device__ __forceinline__ void weighted_rows(const int4* y, int64_t stride_v, c
   }
 }
 
-__global__ void __launch_bounds__(kThreads) ep_reduce_kernel(const int4* y, int64_t M, int64_t H, const float* recv_weights,
-                                                             const int32_t* recv_token_rows, int64_t R, int K, int4* partial) {
+__global__ void __launch_bounds__(kThreads) ep_reduce_kernel(EpPart part, const int4* y, int64_t M, int64_t H, const float* recv_weights,
+                                                             const int32_t* recv_token_rows, int64_t R, int K, const int32_t* plan, int E,
+                                                             int W, int me, int C, int4* partial) {
   const int lane = threadIdx.x % 32;
-  const int64_t vecs = H / 8, warps = int64_t(gridDim.x) * kWarpsPerBlock;
-  for (int64_t j = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32; j < R; j += warps) {
+  const EpPlanLayout L = ep_plan_layout(E, W, C);
+  const int64_t own_begin = plan[L.recv_offset + me], own = plan[L.recv_offset + me + 1] - own_begin;
+  const int64_t vecs = H / 8, warps = int64_t(gridDim.x) * kWarpsPerBlock, count = part_count(part, R, own);
+  for (int64_t i = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32; i < count; i += warps) {
+    const int64_t j = part_token(part, i, own_begin, own);
     int row = lane < K ? recv_token_rows[j * K + lane] : -1;
     if (row >= M) row = -1;
     const float w = row >= 0 ? recv_weights[row] : 0.f;
@@ -196,11 +207,11 @@ void ep_expand(const EpExpandArgs& a, Stream s) {
   ep_expand_kernel<<<grid_for(a.R > a.M / 32 ? a.R : a.M / 32), kThreads, 0, to_cuda(s)>>>(a);
 }
 
-void ep_reduce(const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows, int64_t R, int K,
-               uint16_t* partial, Stream s) {
+void ep_reduce(EpPart part, const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows,
+               int64_t R, int K, const int32_t* plan, int E, int W, int me, int C, uint16_t* partial, Stream s) {
   if (R == 0) return;
-  ep_reduce_kernel<<<grid_for(R), kThreads, 0, to_cuda(s)>>>(reinterpret_cast<const int4*>(y), M, H, recv_weights, recv_token_rows, R,
-                                                             K, reinterpret_cast<int4*>(partial));
+  ep_reduce_kernel<<<grid_for(R), kThreads, 0, to_cuda(s)>>>(part, reinterpret_cast<const int4*>(y), M, H, recv_weights, recv_token_rows,
+                                                             R, K, plan, E, W, me, C, reinterpret_cast<int4*>(partial));
 }
 
 void ep_sum(const uint16_t* partial, const uint16_t* staged, const int32_t* token_idx_in_rank, const int32_t* plan, int E, int W,
