@@ -615,6 +615,8 @@ static Napi::Value ep_expand(const Napi::CallbackInfo& info) {
   CudaDeviceGuard guard(dev.index);
   cuda::EpExpandArgs ea;
   ea.part = static_cast<cuda::EpPart>(part);
+  ea.launch.sm_count = d.info().sm_count;
+  ea.launch.exchange_sms = 2 * C;
   ea.C = C;
   ea.E = E;
   ea.W = W;
@@ -687,7 +689,10 @@ static Napi::Value ep_reduce(const Napi::CallbackInfo& info) {
   CudaDevice& d = CudaDevice::get(dev.index, a.op());
   d.ensure_usable(a.op());
   CudaDeviceGuard guard(dev.index);
-  cuda::ep_reduce(static_cast<cuda::EpPart>(which), y.ptr<uint16_t>(), M, H, rw.ptr<float>(), rtr.ptr<int32_t>(), R, K,
+  cuda::EpLocalLaunch launch;
+  launch.sm_count = d.info().sm_count;
+  launch.exchange_sms = 2 * C;
+  cuda::ep_reduce(static_cast<cuda::EpPart>(which), launch, y.ptr<uint16_t>(), M, H, rw.ptr<float>(), rtr.ptr<int32_t>(), R, K,
                   plan.ptr<int32_t>(), E, W, me, C, part.ptr<uint16_t>(), d.stream());
   d.check_launch(a.op());
 #else

@@ -66,8 +66,15 @@ void ep_dispatch(const EpComm& comm, const EpDispatchArgs& a, Stream s);
 // own part of a dispatch's expansion (with mIndices) needs nothing from its exchange, and a combine's
 // exchange only sends the peers' sums: those parts run on the compute stream while the exchange does.
 enum class EpPart : int { kAll = 0, kOwn = 1, kPeers = 2 };
+// How a local part is launched: the own parts run beside an exchange holding `exchange_sms` whole SMs,
+// so they take one block per other SM (sm_count - exchange_sms), each holding its SM alone; other parts
+// take the whole GPU.
+struct EpLocalLaunch {
+  int sm_count = 0, exchange_sms = 0;
+};
 struct EpExpandArgs {
   EpPart part = EpPart::kAll;
+  EpLocalLaunch launch;
   int C = 1, E = 1, W = 1, me = 0, K = 1;
   int64_t T = 0, H = 0, M = 0, R = 0;
   bool fp8 = false;
@@ -91,8 +98,9 @@ void ep_expand(const EpExpandArgs& a, Stream s);
 // The first half of a combine, on the compute SMs: for every received token j of `part` (of 0..R), the
 // f32 sum over its rows (k ascending) of recv_weights[row] * y[row], rounded to bf16, into partial[j]
 // (zeros if it has no rows). plan/E/W/me/C locate this rank's own tokens.
-void ep_reduce(EpPart part, const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows,
-               int64_t R, int K, const int32_t* plan, int E, int W, int me, int C, uint16_t* partial, Stream s);
+void ep_reduce(EpPart part, const EpLocalLaunch& launch, const uint16_t* y, int64_t M, int64_t H, const float* recv_weights,
+               const int32_t* recv_token_rows, int64_t R, int K, const int32_t* plan, int E, int W, int me, int C, uint16_t* partial,
+               Stream s);
 
 struct EpCombineArgs {
   int C = 1, chunk = 8, E = 1;

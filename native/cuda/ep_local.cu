@@ -29,6 +29,27 @@ int grid_for(int64_t tokens) {
   return static_cast<int>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
 }
 
+// Shared memory an own-part block asks for and never uses: more than half an SM's, so that each block
+// holds an SM alone. Launched next to an exchange, a copy kernel's many short blocks would otherwise take
+// every SM and the exchange's blocks (each needing a whole SM) would start only after them: measured no
+// overlap at all (bench/NOTES.md, v6c).
+constexpr int kHoldSmem = 116 * 1024;
+
+struct Shape {
+  int grid;
+  int smem;
+};
+template <typename Kernel>
+Shape local_shape(Kernel kernel, EpPart part, const EpLocalLaunch& l, int64_t tokens) {
+  if (part != EpPart::kOwn || l.sm_count <= l.exchange_sms) return {grid_for(tokens), 0};
+  // Set at every launch (a host call of ~1 us): the attribute is per device.
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kHoldSmem) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return {grid_for(tokens), 0};
+  }
+  return {l.sm_count - l.exchange_sms, kHoldSmem};
+}
+
 __global__ void __launch_bounds__(kThreads) ep_expand_kernel(EpExpandArgs a) {
   const int lane = threadIdx.x % 32;
   const EpPlanLayout L = ep_plan_layout(a.E, a.W, a.C);
@@ -204,14 +225,17 @@ __global__ void __launch_bounds__(kThreads) ep_sum_kernel(const int4* partial, c
 
 void ep_expand(const EpExpandArgs& a, Stream s) {
   if (a.R == 0 && a.M == 0) return;
-  ep_expand_kernel<<<grid_for(a.R > a.M / 32 ? a.R : a.M / 32), kThreads, 0, to_cuda(s)>>>(a);
+  const Shape sh = local_shape(ep_expand_kernel, a.part, a.launch, a.R > a.M / 32 ? a.R : a.M / 32);
+  ep_expand_kernel<<<sh.grid, kThreads, sh.smem, to_cuda(s)>>>(a);
 }
 
-void ep_reduce(EpPart part, const uint16_t* y, int64_t M, int64_t H, const float* recv_weights, const int32_t* recv_token_rows,
-               int64_t R, int K, const int32_t* plan, int E, int W, int me, int C, uint16_t* partial, Stream s) {
+void ep_reduce(EpPart part, const EpLocalLaunch& launch, const uint16_t* y, int64_t M, int64_t H, const float* recv_weights,
+               const int32_t* recv_token_rows, int64_t R, int K, const int32_t* plan, int E, int W, int me, int C, uint16_t* partial,
+               Stream s) {
   if (R == 0) return;
-  ep_reduce_kernel<<<grid_for(R), kThreads, 0, to_cuda(s)>>>(part, reinterpret_cast<const int4*>(y), M, H, recv_weights, recv_token_rows,
-                                                             R, K, plan, E, W, me, C, reinterpret_cast<int4*>(partial));
+  const Shape sh = local_shape(ep_reduce_kernel, part, launch, R);
+  ep_reduce_kernel<<<sh.grid, kThreads, sh.smem, to_cuda(s)>>>(part, reinterpret_cast<const int4*>(y), M, H, recv_weights,
+                                                               recv_token_rows, R, K, plan, E, W, me, C, reinterpret_cast<int4*>(partial));
 }
 
 void ep_sum(const uint16_t* partial, const uint16_t* staged, const int32_t* token_idx_in_rank, const int32_t* plan, int E, int W,
