@@ -8,7 +8,7 @@ Each row: DeepGEMM kernel time from the profiler's device timeline with a 256 MB
 (deepgemm_bench.py's method), the same calls timed as a CUDA graph of [flush, call] minus a graph of flushes
 (bench/harness.ts's method), and for the normal shapes torch._scaled_mm (cuBLASLt) by the profiler method.
 """
-import json, statistics, sys, torch
+import json, os, statistics, sys, torch
 import cuda.bindings.nvrtc  # noqa: F401  (before deep_gemm, as its tests do)
 import deep_gemm
 from deep_gemm import get_col_major_tma_aligned_tensor
@@ -23,6 +23,9 @@ SHAPES = [dict(kind='normal', groups=1, m=m, n=n, k=k) for m, n, k in NORMAL] + 
     dict(kind='masked', groups=1, m=1024, n=4096, k=7168), dict(kind='masked', groups=1, m=1024, n=7168, k=2048),
     dict(kind='masked', groups=2, m=512, n=4096, k=7168), dict(kind='masked', groups=2, m=512, n=7168, k=2048),
     dict(kind='masked', groups=4, m=256, n=4096, k=7168), dict(kind='masked', groups=4, m=256, n=7168, k=2048)]
+
+if os.environ.get('DG_SHAPES'):  # e.g. DG_SHAPES=0,1,2: only these shapes (indices as in bench/gemm.ts)
+    SHAPES = [SHAPES[int(i)] for i in os.environ['DG_SHAPES'].split(',')]
 
 
 def setup(s):

@@ -8,6 +8,7 @@
 //   promote  consumer: release + scaling FMAs (wgmma done -> promotion done)
 //   lead     producer issue done -> consumer full wait done for the same step (load latency + queueing)
 //   pwait    producer: time blocked on the empty barrier
+//   issue    producer: empty wait done -> issue done (expect_tx + the TMA instructions, or the cp.async copies)
 //   epi      consumer: epilogue per tile
 //   DSK_FP8_GEMM_TRACE=/tmp/t.jsonl node dist/bench/gemm_trace.js [--json out.json] M,N,K[,config] ...
 import * as fs from 'node:fs';
@@ -53,7 +54,7 @@ function summarize(t: TraceLine): Record<string, number | string> {
   }
   // steady state: skip the first S steps (pipeline fill)
   const ss = steps.slice(Math.min(t.stages, Math.max(0, steps.length - 4)));
-  const period: number[] = [], wait: number[] = [], mma: number[] = [], promote: number[] = [], lead: number[] = [], pwait: number[] = [];
+  const period: number[] = [], wait: number[] = [], mma: number[] = [], promote: number[] = [], lead: number[] = [], pwait: number[] = [], issue: number[] = [];
   for (let i = 1; i < ss.length; i++) {
     period.push(ns(ss[i].cf - ss[i - 1].cf));
     wait.push(ns(ss[i].cf - ss[i - 1].cp));
@@ -63,6 +64,7 @@ function summarize(t: TraceLine): Record<string, number | string> {
     mma.push(ns(s.cm - s.cf));
     promote.push(ns(s.cp - s.cm));
     lead.push(ns(s.cf - s.pi));
+    issue.push(ns(s.pi - s.pe));
   }
   return {
     shape: `${t.m}x${t.n}x${t.k}`,
@@ -78,6 +80,7 @@ function summarize(t: TraceLine): Record<string, number | string> {
     'promote ns': med(promote),
     'lead ns': med(lead),
     'pwait ns': med(pwait),
+    'issue ns': med(issue),
     'epi ns': med(tiles),
     'clock GHz': ghz,
   };

@@ -14,7 +14,8 @@
 //    accumulator, wait for them, release the stage on `empty` (also on the cluster peer's barrier when the
 //    stage was filled by multicast), then promote: acc += partial * aScale[row] * bScale[col block] on the
 //    CUDA cores (DeepSeek-V3's fp32 promotion every 128 K). With two math warpgroups one promotes while
-//    the other's WGMMAs run.
+//    the other's WGMMAs run; m64n128 alternates two partial accumulators instead (kb's WGMMAs run while
+//    kb - 1 is released and promoted).
 //  - Epilogue: bf16 through shared memory (stmatrix into the TMA store's swizzled layout), then a TMA
 //    store per warpgroup that overlaps the next tile's main loop. Tiles with rows the op must not write
 //    (contiguous padding rows, masked rows past maskedM) are copied out row-masked with 16-byte stores.
@@ -106,6 +107,10 @@ struct Traits {
   // partial accumulator (the B tile is read once per 256 rows: half the L2 traffic per FLOP of BM 128).
   static constexpr int kWaves = BM / (64 * kMathWG);
   static constexpr int kWGRows = 64 * kWaves;
+  // BM 64 x BN 128: two partial accumulators, so K block kb's WGMMAs run while kb - 1 is promoted (v5b). Measured
+  // (bench/NOTES.md, "v5b"): 2-4% faster for m64n128, 1-6% slower for m64n32 / m64n56 (short WGMMAs: nothing to
+  // hide the promotion behind), even for m64n96; so only m64n128 has it.
+  static constexpr bool kDualPart = BM == 64 && BN == 128;
   // + the producer warp, alone in its warpgroup; BM 256 launches the whole producer warpgroup (setmaxnreg
   // is per warpgroup) and moves registers to the math warpgroups.
   static constexpr bool kRegMove = BM == 256;
@@ -596,6 +601,71 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
 #pragma unroll
           for (int i = 0; i < BN / 2; ++i) acc[j][i] = 0.0f;
 
+        if constexpr (T::kDualPart) {
+          // BM 64 (v5b): two partial accumulators, taken by K block parity. K block kb's WGMMAs are left in
+          // flight while the warpgroup retires kb - 1 (wait_group 1, release its stage, promote it), so the
+          // promotion overlaps the tensor core and the next full wait overlaps kb's WGMMAs. Each product and
+          // the order of the promotions (acc += partial * aScale * bScale, K block by K block) are unchanged.
+          float part2[BN / 2];
+#pragma unroll
+          for (int i = 0; i < BN / 2; ++i) part2[i] = 0.0f;
+          float q00 = 0.0f, q01 = 0.0f, q10 = 0.0f, q11 = 0.0f;  // the scales of the K block in flight
+          uint32_t fly_stage = 0;                                // and its stage
+          auto issue = [&](float(&P)[BN / 2], uint32_t st) {
+            const uint64_t da = ptx::wgmma_desc_k128b(sm_a + st * T::kABytes), db = ptx::wgmma_desc_k128b(sm_b + st * T::kBBytes);
+#pragma unroll
+            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
+            ptx::wgmma_fence();
+#pragma unroll
+            for (int k = 0; k < 4; ++k) ptx::WgmmaE4M3<BN>::mma(P, da + 2 * k, db + 2 * k, k > 0);  // +32 B per k32
+            ptx::wgmma_commit();
+#pragma unroll
+            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
+          };
+          auto retire = [&](float(&P)[BN / 2]) {  // after the wait_group that completed P's K block
+#pragma unroll
+            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
+            if (lane == 0) {
+              ptx::mbarrier_arrive(bar_empty + fly_stage * 8);
+              if (cs == 2) ptx::mbarrier_arrive_cluster(bar_empty + fly_stage * 8, rank ^ 1u);
+            }
+#pragma unroll
+            for (int i = 0; i < BN / 8; ++i) {
+              const bool hi = i >= first_hi;
+              const float s_lo = hi ? q01 : q00, s_hi = hi ? q11 : q10;
+              acc[0][4 * i + 0] += P[4 * i + 0] * s_lo;
+              acc[0][4 * i + 1] += P[4 * i + 1] * s_lo;
+              acc[0][4 * i + 2] += P[4 * i + 2] * s_hi;
+              acc[0][4 * i + 3] += P[4 * i + 3] * s_hi;
+            }
+          };
+          for (int32_t kb = 0; kb < KB; ++kb) {
+            ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
+            if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep] = clock64();
+            // the scales are read here, before the stage (and, by TMA, its slot) can be released
+            if (scales_tma && (kb & 3) == 0) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
+            const int32_t slot = scales_tma ? sslot : stage >> 2, col = scales_tma ? (kb & 3) : (stage & 3);
+            const uint32_t sa_stage = sm_sa + slot * T::kSaSlotBytes + col * 4, sb_stage = sm_sb + slot * T::kSbSlotBytes + col * 4;
+            const float sa_lo = ld_shared_f32(sa_stage + row_lo * 16), sa_hi = ld_shared_f32(sa_stage + (row_lo + 8) * 16);
+            const float sb0 = ld_shared_f32(sb_stage), sb1 = ld_shared_f32(sb_stage + 16);
+            if (kb & 1) issue(part2, stage);
+            else issue(part, stage);
+            if (kb > 0) {
+              ptx::wgmma_wait<1>();
+              if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
+              if (kb & 1) retire(part);
+              else retire(part2);
+            }
+            if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
+            q00 = sa_lo * sb0, q01 = sa_lo * sb1, q10 = sa_hi * sb0, q11 = sa_hi * sb1;
+            fly_stage = stage;
+            ++tstep;
+            if (++stage == S) stage = 0, phase ^= 1;
+          }
+          ptx::wgmma_wait<0>();
+          if ((KB - 1) & 1) retire(part2);
+          else retire(part);
+        } else
         for (int32_t kb = 0; kb < KB; ++kb) {
           ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
           if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep] = clock64();
@@ -932,7 +1002,11 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   // (lead, 2026-11-22): 64x24576x1536 m64n96 (256 tiles, 97% of 2 waves) 19.7 us beat m64n128 (192, 73%)
   // 21.3; 64x7168x16384 and 64x7168x2048 m64n56.mcA (128 CTAs) beat m64n128 (56 CTAs).
   const double util = mb * nb * groups / (waves * clusters * cs);
-  const double t = std::max(t_loop, t_dram * (1.0 + 0.25 * (1.0 - util))) + 1.5;
+  // v5b: m64n128 (two partial accumulators) measured faster in a single wave of 56 CTAs than m64n56.mcA's 128
+  // at 64x7168x2048 (9.9 vs 11.0 us) and 64x7168x16384 (54.1 vs 54.9): no idle-share term for it in one wave
+  // (normal layout only: the grouped ones were not measured).
+  const double idle = ki.bm == 64 && ki.bn == 128 && waves == 1 && p.kind == Fp8GemmKind::Normal ? 0.0 : 0.25;
+  const double t = std::max(t_loop, t_dram * (1.0 + idle * (1.0 - util))) + 1.5;
   // Tie-breaks of a few percent (v3 sweep): the larger BN; in a single wave, a pair when the loop clearly
   // bounds the time (A pair; B pair over exactly two M blocks); when DRAM nearly does, none for BN >= BM
   // (m64n128 beat its pairs there) but a pair for narrower tiles, where A is most of the fill (v2's
