@@ -112,7 +112,7 @@ def main():
               f"({flops / row['deepgemm_us'] / 1e6:.0f} TF/s), graph {row.get('deepgemm_graph_us', float('nan')):.1f} us, "
               f"cuBLASLt(torch) {row.get('torch_cublaslt_us', float('nan')):.1f} us", flush=True)
         torch.cuda.empty_cache()
-    json.dump(rows, open(out, 'w'), indent=1)
+        json.dump(rows, open(out, 'w'), indent=1)  # after every shape: a time limit keeps what was measured
 
 
 if __name__ == '__main__':

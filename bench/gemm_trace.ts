@@ -43,7 +43,7 @@ function summarize(t: TraceLine): Record<string, number | string> {
   for (let i = 0; i < 1024; i++) {
     const pe = w[t.prod + 2 * i], pi = w[t.prod + 2 * i + 1];
     const cf = w[t.cons + 3 * i], cm = w[t.cons + 3 * i + 1], cp = w[t.cons + 3 * i + 2];
-    if (!cf || !pi) break;
+    if (!cf) break; // (BM 256's lean producer stamps nothing: pe = pi = 0, its columns NaN)
     steps.push({ pe, pi, cf, cm, cp });
   }
   const tiles: number[] = [];
@@ -58,13 +58,13 @@ function summarize(t: TraceLine): Record<string, number | string> {
   for (let i = 1; i < ss.length; i++) {
     period.push(ns(ss[i].cf - ss[i - 1].cf));
     wait.push(ns(ss[i].cf - ss[i - 1].cp));
-    pwait.push(ns(ss[i].pe - ss[i - 1].pi));
+    pwait.push(ss[i].pe ? ns(ss[i].pe - ss[i - 1].pi) : NaN);
   }
   for (const s of ss) {
     mma.push(ns(s.cm - s.cf));
     promote.push(ns(s.cp - s.cm));
-    lead.push(ns(s.cf - s.pi));
-    issue.push(ns(s.pi - s.pe));
+    lead.push(s.pi ? ns(s.cf - s.pi) : NaN);  // BM 256's lean producer does not stamp
+    issue.push(s.pi ? ns(s.pi - s.pe) : NaN);
   }
   return {
     shape: `${t.m}x${t.n}x${t.k}`,
