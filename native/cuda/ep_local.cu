@@ -1,10 +1,11 @@
 // The compute-SM halves of dispatch and combine: the per-expert layout a dispatch delivers (ep_expand),
 // the per-(token, rank) weighted sums a combine sends (ep_reduce) and their sum at home (ep_sum).
 //
-// Both are plain memory work over every received token — ~K/W rows of H values each — that the
-// exchange kernels once did inside their 20-24 SMs, where an SM's store or load rate bounded them
-// (bench/NOTES.md, v5). Here they run with the whole GPU, on the compute stream: a warp per token,
-// 16-byte loads issued together before the stores or the adds.
+// All three are plain memory work over the received (or own) tokens — ~K/W rows of H values each — that
+// the exchange kernels once did inside their 20-24 SMs, where an SM's store or load rate bounded them
+// (bench/NOTES.md, EP v5/v6). Here they run on the compute stream, with the whole GPU or, for the own
+// tokens' part while an exchange runs, with the SMs it leaves free: a warp per token, 16-byte loads
+// issued together before the stores or the adds.
 #include "ep_common.cuh"
 
 namespace dsk::cuda {
