@@ -87,6 +87,11 @@ constexpr int kTraceWords = kTraceTile + 2 * kTraceTiles;
 #ifndef DSK_FP8_GEMM_TRACE_BUILD
 #define DSK_FP8_GEMM_TRACE_BUILD 0
 #endif
+// DSK_FP8_GEMM_PROBE=1 (a timing probe, wrong results: never a default build) promotes only the last K block of a
+// tile, so a forced run of it against the normal build prices the promotion's arithmetic per K block (v6).
+#ifndef DSK_FP8_GEMM_PROBE
+#define DSK_FP8_GEMM_PROBE 0
+#endif
 
 constexpr int kSmemLimit = 232448;  // opt-in dynamic shared memory per block on sm_90
 constexpr int kBand = 8;            // units per raster band along N
@@ -111,6 +116,8 @@ struct Traits {
   // (bench/NOTES.md, "v5b"): 2-4% faster for m64n128, 1-6% slower for m64n32 / m64n56 (short WGMMAs: nothing to
   // hide the promotion behind), even for m64n96; so only m64n128 has it.
   static constexpr bool kDualPart = BM == 64 && BN == 128;
+  // BN divides 128: a tile never straddles two 128-column B-scale blocks, so the promotion needs one B scale.
+  static constexpr bool kOneSb = 128 % BN == 0;
   // + the producer warp, alone in its warpgroup; BM 256 launches the whole producer warpgroup (setmaxnreg
   // is per warpgroup) and moves registers to the math warpgroups.
   static constexpr bool kRegMove = BM == 256;
@@ -622,16 +629,17 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
           };
-          auto retire = [&](float(&P)[BN / 2]) {  // after the wait_group that completed P's K block
+          auto retire = [&](float(&P)[BN / 2], bool last) {  // after the wait_group that completed P's K block
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
             if (lane == 0) {
               ptx::mbarrier_arrive(bar_empty + fly_stage * 8);
               if (cs == 2) ptx::mbarrier_arrive_cluster(bar_empty + fly_stage * 8, rank ^ 1u);
             }
+            if (DSK_FP8_GEMM_PROBE && !last) return;
 #pragma unroll
             for (int i = 0; i < BN / 8; ++i) {
-              const bool hi = i >= first_hi;
+              const bool hi = !T::kOneSb && i >= first_hi;
               const float s_lo = hi ? q01 : q00, s_hi = hi ? q11 : q10;
               acc[0][4 * i + 0] += P[4 * i + 0] * s_lo;
               acc[0][4 * i + 1] += P[4 * i + 1] * s_lo;
@@ -647,24 +655,25 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
             const int32_t slot = scales_tma ? sslot : stage >> 2, col = scales_tma ? (kb & 3) : (stage & 3);
             const uint32_t sa_stage = sm_sa + slot * T::kSaSlotBytes + col * 4, sb_stage = sm_sb + slot * T::kSbSlotBytes + col * 4;
             const float sa_lo = ld_shared_f32(sa_stage + row_lo * 16), sa_hi = ld_shared_f32(sa_stage + (row_lo + 8) * 16);
-            const float sb0 = ld_shared_f32(sb_stage), sb1 = ld_shared_f32(sb_stage + 16);
+            const float sb0 = ld_shared_f32(sb_stage), sb1 = T::kOneSb ? 0.0f : ld_shared_f32(sb_stage + 16);
             if (kb & 1) issue(part2, stage);
             else issue(part, stage);
             if (kb > 0) {
               ptx::wgmma_wait<1>();
               if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
-              if (kb & 1) retire(part);
-              else retire(part2);
+              if (kb & 1) retire(part, false);
+              else retire(part2, false);
             }
             if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
-            q00 = sa_lo * sb0, q01 = sa_lo * sb1, q10 = sa_hi * sb0, q11 = sa_hi * sb1;
+            q00 = sa_lo * sb0, q10 = sa_hi * sb0;
+            if constexpr (!T::kOneSb) q01 = sa_lo * sb1, q11 = sa_hi * sb1;
             fly_stage = stage;
             ++tstep;
             if (++stage == S) stage = 0, phase ^= 1;
           }
           ptx::wgmma_wait<0>();
-          if ((KB - 1) & 1) retire(part2);
-          else retire(part);
+          if ((KB - 1) & 1) retire(part2, true);
+          else retire(part, true);
         } else
         for (int32_t kb = 0; kb < KB; ++kb) {
           ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
@@ -678,7 +687,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           float sa_lo[W], sa_hi[W];
           sa_lo[0] = ld_shared_f32(sa_stage + row_lo * 16);
           sa_hi[0] = ld_shared_f32(sa_stage + (row_lo + 8) * 16);
-          const float sb0 = ld_shared_f32(sb_stage), sb1 = ld_shared_f32(sb_stage + 16);
+          const float sb0 = ld_shared_f32(sb_stage), sb1 = T::kOneSb ? 0.0f : ld_shared_f32(sb_stage + 16);
           const uint64_t db = ptx::wgmma_desc_k128b(sm_b + stage * T::kBBytes);
 #pragma unroll
           for (int j = 0; j < W; ++j) {
@@ -703,10 +712,15 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
               ptx::mbarrier_arrive(bar_empty + stage * 8);
               if (cs == 2) ptx::mbarrier_arrive_cluster(bar_empty + stage * 8, rank ^ 1u);
             }
+            // Each element is one FFMA (acc += part * s). v6: where BN divides 128 the tile lies in one B-scale
+            // block (first_hi >= BN / 8), so `hi` is false at compile time: no select, no second product or load.
+            // (Pinning the four products for the straddling BNs, to select between registers instead of sa x
+            // select(sb0, sb1) per n8 block, measured 3% slower for m256n112: ptxas kept the predicates in registers.)
             const float s00 = sa_lo[j] * sb0, s01 = sa_lo[j] * sb1, s10 = sa_hi[j] * sb0, s11 = sa_hi[j] * sb1;
+            if (DSK_FP8_GEMM_PROBE && kb != KB - 1) continue;
 #pragma unroll
             for (int i = 0; i < BN / 8; ++i) {
-              const bool hi = i >= first_hi;
+              const bool hi = !T::kOneSb && i >= first_hi;
               const float s_lo = hi ? s01 : s00, s_hi = hi ? s11 : s10;
               acc[j][4 * i + 0] += part[4 * i + 0] * s_lo;
               acc[j][4 * i + 1] += part[4 * i + 1] * s_lo;
