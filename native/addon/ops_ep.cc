@@ -62,6 +62,16 @@ EpGroup& live_group(const OpArgs& a, Device dev) {
   return G;
 }
 
+// The routing plan of an op of group G: numExperts spread evenly over the ranks, channels within the
+// group's, and `plan` as long as its layout for (E, W, C).
+EpPlanLayout check_plan(const OpArgs& a, const EpGroup& G, const TensorArg& plan, int E, int C) {
+  if (E % G.world) a.fail_range("numExperts must be a multiple of the world size");
+  if (C > G.g.max_channels) a.fail_range("channels exceed the group's maxChannels");
+  const EpPlanLayout L = ep_plan_layout(E, G.world, C);
+  a.dim_is(plan, 0, L.total, "plan size");
+  return L;
+}
+
 #if DSK_WITH_CUDA
 cuda::EpComm comm_of(const EpGroup& G, CudaDevice& d) {
   cuda::EpComm c;
@@ -382,15 +392,12 @@ static Napi::Value ep_notify(const Napi::CallbackInfo& info) {
   EpGroup& G = live_group(a, dev);
   const int W = G.world, K = static_cast<int>(idx.size(1));
   const int64_t T = idx.size(0);
-  if (E % W) a.fail_range("numExperts must be a multiple of the world size");
+  check_plan(a, G, plan, E, C);
   if (E > G.g.max_experts) a.fail_range("numExperts " + std::to_string(E) + " exceeds the group's maxExperts " + std::to_string(G.g.max_experts));
-  if (C > G.g.max_channels) a.fail_range("channels exceed the group's maxChannels");
   a.dim_is(tpe, 0, E);
   a.dim_is(tpr, 0, W);
   a.dim_is(send, 0, W);
   a.dim_is(send, 1, T);
-  const EpPlanLayout L = ep_plan_layout(E, W, C);
-  a.dim_is(plan, 0, L.total, "plan size");
   const int nsum = kEpSummaryHeader + E / W;
   a.dim_is(summary, 0, nsum, "summary size");
   Napi::Env env = info.Env();
@@ -489,12 +496,9 @@ static Napi::Value ep_dispatch(const Napi::CallbackInfo& info) {
   if (xs) a.same_device({&x, &*xs, &*ss});
   EpGroup& G = live_group(a, dev);
   const int W = G.world;
-  if (E % W) a.fail_range("numExperts must be a multiple of the world size");
+  check_plan(a, G, plan, E, C);
   a.dim_is(send, 0, W);
   a.dim_is(send, 1, T);
-  if (C > G.g.max_channels) a.fail_range("channels exceed the group's maxChannels");
-  const EpPlanLayout L = ep_plan_layout(E, W, C);
-  a.dim_is(plan, 0, L.total, "plan size");
   const EpSlotLayout sl = ep_dispatch_slot(H, fp8, K);
   if (sl.bytes > G.g.slot_bytes)
     a.fail_range("a token of hidden " + std::to_string(H) + " needs " + std::to_string(sl.bytes) + "-byte ring slots but the group has " +
@@ -594,11 +598,9 @@ static Napi::Value ep_expand(const Napi::CallbackInfo& info) {
   if (fp8) a.same_device({&x, &*xs, &*ss, &*rs});
   EpGroup& G = live_group(a, dev);
   const int W = G.world, me = G.rank;
-  if (E % W) a.fail_range("numExperts must be a multiple of the world size");
+  check_plan(a, G, plan, E, C);
   a.dim_is(send, 0, W);
   a.dim_is(send, 1, T);
-  const EpPlanLayout L = ep_plan_layout(E, W, C);
-  a.dim_is(plan, 0, L.total, "plan size");
   if (dev.is_cpu()) {
     const TensorArg xsv = fp8 ? *xs : x, ssv = fp8 ? *ss : x, rsv = fp8 ? *rs : x;  // kept alive by the closure
     CpuQueue::get().push([=] {
@@ -675,9 +677,7 @@ static Napi::Value ep_reduce(const Napi::CallbackInfo& info) {
   Device dev = a.same_device({&y, &rw, &rtr, &plan, &part});
   EpGroup& G = live_group(a, dev);
   const int W = G.world, me = G.rank;
-  if (E % W) a.fail_range("numExperts must be a multiple of the world size");
-  const EpPlanLayout L = ep_plan_layout(E, W, C);
-  a.dim_is(plan, 0, L.total, "plan size");
+  check_plan(a, G, plan, E, C);
   if (dev.is_cpu()) {
     CpuQueue::get().push([=] {
       cpu::ep_reduce(which, y.ptr<uint16_t>(), M, H, rw.ptr<float>(), rtr.ptr<int32_t>(), R, K, plan.ptr<int32_t>(), E, W, me, C,
@@ -718,11 +718,7 @@ static Napi::Value ep_combine(const Napi::CallbackInfo& info) {
   check_1d(a, plan, {DType::I32});
   Device dev = a.same_device({&part, &staged, &plan});
   EpGroup& G = live_group(a, dev);
-  const int W = G.world;
-  if (E % W) a.fail_range("numExperts must be a multiple of the world size");
-  if (C > G.g.max_channels) a.fail_range("channels exceed the group's maxChannels");
-  const EpPlanLayout L = ep_plan_layout(E, W, C);
-  a.dim_is(plan, 0, L.total, "plan size");
+  check_plan(a, G, plan, E, C);
   if (H * 2 > G.g.slot_bytes) a.fail_range("hidden " + std::to_string(H) + " does not fit the group's ring slots (raise ep.maxHidden)");
   if (2 * chunk > G.g.slots) a.fail_range("chunk must be at most half the ring's " + std::to_string(G.g.slots) + " slots");
   if (dev.is_cpu()) return info.Env().Undefined();  // a group of one (the CPU device): nothing returns from peers
@@ -772,10 +768,8 @@ static Napi::Value ep_sum(const Napi::CallbackInfo& info) {
   Device dev = a.same_device({&part, &staged, &tir, &plan, &out});
   EpGroup& G = live_group(a, dev);
   const int W = G.world, me = G.rank;
-  if (E % W) a.fail_range("numExperts must be a multiple of the world size");
+  check_plan(a, G, plan, E, C);
   a.dim_is(tir, 1, W);
-  const EpPlanLayout L = ep_plan_layout(E, W, C);
-  a.dim_is(plan, 0, L.total, "plan size");
   if (dev.is_cpu()) {
     CpuQueue::get().push([=] {
       cpu::ep_sum(part.ptr<uint16_t>(), staged.ptr<uint16_t>(), tir.ptr<int32_t>(), plan.ptr<int32_t>(), E, W, me, C, T, H,
