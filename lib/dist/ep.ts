@@ -174,30 +174,44 @@ function serial<T>(fn: () => T | Promise<T>): Promise<T> {
   return run;
 }
 
-// Inputs of asynchronous ops stay referenced until wait() orders the compute stream after them.
-const pendingAsync: Tensor[] = [];
-// Compute-stream work of `async` dispatches (the per-expert layout), run once the exchange is joined.
+// Compute-stream work of `async` ops (a dispatch's per-expert layout, a combine's sum at home), run once
+// their exchange is joined.
 const pendingFinish: (() => void)[] = [];
 
 /**
  * Makes the compute stream wait for every exchange op issued so far (the end of `async` ops), then
- * writes the per-expert layout of the async dispatches on the compute stream, and releases their
- * inputs. Resolves once this is enqueued (nothing blocks).
+ * enqueues what the async ops still had to do on the compute stream (a dispatch's per-expert layout, a
+ * combine's sum at home) and releases their inputs. Resolves once this is enqueued (nothing blocks).
  */
 export function wait(): Promise<void> {
   return serial(() => {
     const s = epState('ep.wait');
     getNative().epJoin(s.device);
-    try {
-      for (const f of pendingFinish.splice(0)) f();
-    } finally {
-      for (const t of pendingAsync.splice(0)) t.dispose();
-    }
+    for (const f of pendingFinish.splice(0)) f();
   });
 }
 
-function keepForAsync(ts: (Tensor | undefined)[]): void {
-  for (const t of ts) if (t) pendingAsync.push(t.viewAs(t.shape, t.strides, t.offset));
+/** Another reference to t's storage, so that work queued for later keeps it alive. */
+function view(t: Tensor): Tensor {
+  return t.viewAs(t.shape, t.strides, t.offset);
+}
+
+// Compute-stream work that must follow an op's exchange: enqueued now behind a join of the comm stream,
+// or, for an async op, at ep.wait(). `release` then drops the references the op kept for it.
+function afterExchange(async: boolean, device: number, work: () => void, release: () => void): void {
+  const run = () => {
+    try {
+      work();
+    } finally {
+      release();
+    }
+  };
+  if (async) {
+    pendingFinish.push(run);
+  } else {
+    getNative().epJoin(device);
+    run();
+  }
 }
 
 function chunkFor(kind: string, key: string, override: number | undefined, slots: number): number {
@@ -336,14 +350,13 @@ function planSize(E: number, W: number, C: number): number {
 }
 
 function cloneLayout(l: Layout): Layout {
-  const v = (t: Tensor) => t.viewAs(t.shape, t.strides, t.offset);
   const out = {
-    tokensPerRank: v(l.tokensPerRank),
-    tokensPerExpert: v(l.tokensPerExpert),
-    isTokenInRank: v(l.isTokenInRank),
-    tokenIdxInRank: v(l.tokenIdxInRank),
-    posInExpert: v(l.posInExpert),
-    sendList: v(l.sendList),
+    tokensPerRank: view(l.tokensPerRank),
+    tokensPerExpert: view(l.tokensPerExpert),
+    isTokenInRank: view(l.isTokenInRank),
+    tokenIdxInRank: view(l.tokenIdxInRank),
+    posInExpert: view(l.posInExpert),
+    sendList: view(l.sendList),
   };
   return { numExperts: l.numExperts, worldSize: l.worldSize, ...out, dispose() { for (const t of Object.values(out)) t.dispose(); } };
 }
@@ -362,32 +375,29 @@ function launchDispatch(q: Tensor, scale: Tensor | undefined, h: EpHandle, chunk
   const qc = q.contiguous(), sc = scale?.contiguous();
   // What the expansion reads and writes, as its own references: an async one runs at ep.wait(), after
   // the caller may have dropped the handle or the result.
-  const view = (t: Tensor) => t.viewAs(t.shape, t.strides, t.offset);
   const uses = [qc, sc, stagedX, stagedScale, view(h.weights), view(h.indices), view(h.layout.posInExpert), view(h.layout.sendList),
     view(h.plan), view(recvTokenRows), view(recvWeights), view(mIndices), view(recvX), recvScale && view(recvScale)];
   const [ux, us, usx, uss, uw, uidx, upos, usend, uplan, urows, urw, umi, urx, urs] = uses;
   const expand = (part: 0 | 1 | 2) => n.epExpand(ux!, us ?? null, uw!, uidx!, upos!, usend!, uplan!, h.numExperts, h.channels, usx!,
     uss ?? null, urows!, urw!, umi!, urx!, urs ?? null, part);
   const release = () => { for (const t of uses) t?.dispose(); };
-  let deferred = false;
+  let launched = false;
   try {
     n.epDispatch(qc, sc ?? null, h.weights, h.indices, h.layout.posInExpert, h.layout.sendList, h.plan, h.numExperts,
       h.channels, chunk, stagedX, stagedScale ?? null, recvWeights, recvTokenRows, false);
-    deferred = true;
-    if (async) {
-      pendingFinish.push(() => { try { expand(0); } finally { release(); } });
-    } else {
-      // The own tokens' part needs nothing from the exchange: it runs on the compute SMs meanwhile.
-      try {
-        expand(1);
-        n.epJoin(dev);
-        expand(2);
-      } finally {
-        release();
-      }
-    }
+    launched = true;
   } finally {
-    if (!deferred) for (const t of uses) t?.dispose();
+    if (!launched) release();
+  }
+  if (async) {
+    afterExchange(true, dev, () => expand(0), release);
+  } else {
+    // The own tokens' part needs nothing from the exchange: it runs on the compute SMs meanwhile.
+    try {
+      expand(1);
+    } finally {
+      afterExchange(false, dev, () => expand(2), release);
+    }
   }
   return { x: recvX, scale: recvScale, mIndices, weights: recvWeights, tokensPerExpert: h.tokensPerExpert, handle: h };
 }
@@ -397,10 +407,9 @@ function dispatchCached(q: Tensor, scale: Tensor | undefined, h: EpHandle, o: Pa
   const chunk = chunkFor('dispatch', key(s.worldSize, h.numTokens, q.shape[1], q.dtype, h.topk), o.chunk, s.slots);
   const recvWeights = Tensor.alloc([h.numRows], 'f32', h.device);
   const recvTokenRows = Tensor.alloc([h.numRecvTokens, h.topk], 'i32', h.device);
-  const v = (t: Tensor) => t.viewAs(t.shape, t.strides, t.offset);
   const nh = new EpHandle(h.numExperts, h.worldSize, h.channels, h.numRows, h.numRecvTokens, h.numOwnTokens, h.numSentToPeers,
     h.tokensPerExpert, cloneLayout(h.layout),
-    v(h.indices), v(h.weights), v(h.plan), recvWeights, recvTokenRows, q.shape[1]);
+    view(h.indices), view(h.weights), view(h.plan), recvWeights, recvTokenRows, q.shape[1]);
   return launchDispatch(q, scale, nh, chunk, !!o.async, recvWeights, recvTokenRows);
 }
 
@@ -438,32 +447,23 @@ export function combine(y: Tensor, handle: EpHandle, options?: CombineOptions): 
     const yc = y.contiguous();
     // The sum at home reads these after the exchange: its own references (an async one runs at ep.wait(),
     // after the caller may have dropped the handle or the output).
-    const view = (t: Tensor) => t.viewAs(t.shape, t.strides, t.offset);
     const uses = [partial, staged, view(h.layout.tokenIdxInRank), view(h.plan), view(out)];
     const release = () => { for (const t of uses) t.dispose(); };
     const sum = () => n.epSum(uses[0], uses[1], uses[2], uses[3], h.numExperts, h.channels, uses[4]);
-    let deferred = false;
+    let launched = false;
     try {
       // The weighted sum over this rank's experts of every received token, on the compute stream: first the
       // peers' tokens, which the exchange of one row per (token, rank) sends back on the comm stream, then
       // this rank's own, meanwhile; then the sums added up on the compute stream.
       n.epReduce(yc, h.recvWeights, h.recvTokenRows, h.plan, h.numExperts, h.channels, partial, 2);
       n.epCombine(partial, staged, h.plan, h.numExperts, h.channels, chunk, false);
+      launched = true;
       n.epReduce(yc, h.recvWeights, h.recvTokenRows, h.plan, h.numExperts, h.channels, partial, 1);
-      deferred = true;
-      if (o.async) {
-        pendingFinish.push(() => { try { sum(); } finally { release(); } });
-      } else {
-        try {
-          n.epJoin(h.device);
-          sum();
-        } finally {
-          release();
-        }
-      }
     } finally {
       yc.dispose();
-      if (!deferred) {
+      if (launched) {
+        afterExchange(!!o.async, h.device, sum, release);
+      } else {
         release();
         out.dispose();
       }
