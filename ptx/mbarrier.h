@@ -19,6 +19,16 @@ __device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
 }
 
+// @p mbarrier.arrive.shared::cta.b64 _, [bar];  with p = pred: one predicated instruction, no branch around it
+// (the release of a pipeline stage by one lane of each consumer warp).
+__device__ __forceinline__ void mbarrier_arrive_if(uint32_t bar, bool pred) {
+  asm volatile(
+      "{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %1, 0;\n\t"
+      "@p mbarrier.arrive.shared::cta.b64 _, [%0];\n\t}" ::"r"(bar),
+      "r"(static_cast<uint32_t>(pred))
+      : "memory");
+}
+
 // mapa.shared::cluster.u32 remote, bar, cta;  mbarrier.arrive.shared::cluster.b64 _, [remote];
 // Arrives on the barrier at the same offset in CTA `cta` of the cluster. Default (release, CTA-scope)
 // semantics: a consumer releasing a stage has no writes to publish, and asking for .release.cluster makes
@@ -29,6 +39,17 @@ __device__ __forceinline__ void mbarrier_arrive_cluster(uint32_t bar, uint32_t c
       "mapa.shared::cluster.u32 remote, %0, %1;\n\t"
       "mbarrier.arrive.shared::cluster.b64 _, [remote];\n\t}" ::"r"(bar),
       "r"(cta)
+      : "memory");
+}
+
+// The same, predicated: @p mbarrier.arrive.shared::cluster.b64 _, [remote];
+__device__ __forceinline__ void mbarrier_arrive_cluster_if(uint32_t bar, uint32_t cta, bool pred) {
+  asm volatile(
+      "{\n\t.reg .b32 remote;\n\t.reg .pred p;\n\t"
+      "setp.ne.b32 p, %2, 0;\n\t"
+      "mapa.shared::cluster.u32 remote, %0, %1;\n\t"
+      "@p mbarrier.arrive.shared::cluster.b64 _, [remote];\n\t}" ::"r"(bar),
+      "r"(cta), "r"(static_cast<uint32_t>(pred))
       : "memory");
 }
 
@@ -43,6 +64,20 @@ __device__ __forceinline__ bool mbarrier_try_wait_parity(uint32_t bar, uint32_t 
   asm volatile(
       "{\n\t.reg .pred p;\n\t"
       "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+      "selp.u32 %0, 1, 0, p;\n\t}"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
+// mbarrier.test_wait.parity.shared::cta.b64 p, [bar], parity;  -> the same question, never suspending the thread
+// (a look ahead: whether a later wait would return at once).
+__device__ __forceinline__ bool mbarrier_test_wait_parity(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{\n\t.reg .pred p;\n\t"
+      "mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
       "selp.u32 %0, 1, 0, p;\n\t}"
       : "=r"(done)
       : "r"(bar), "r"(parity)

@@ -37,12 +37,12 @@
 #include <mutex>
 
 #include "../cluster_launch.cuh"
-#include "../../../ptx/barrier.h"
 #include "../../../ptx/cluster.h"
 #include "../../../ptx/cp_async.h"
 #include "../../../ptx/elect.h"
 #include "../../../ptx/fence.h"
 #include "../../../ptx/mbarrier.h"
+#include "../../../ptx/named_barrier.h"
 #include "../../../ptx/setmaxnreg.h"
 #include "../../../ptx/stmatrix.h"
 #include "../../../ptx/timer.h"
@@ -72,6 +72,7 @@ struct Params {
   int32_t kb_count;  // K / 128
   int32_t nb_count;  // ceil(N / 128)
   int32_t scales_tma;  // 1: scales by TMA (K/128 % 4 == 0: 16-byte row pitch); 0: by cp.async
+  int32_t wait_early;  // BM 256: wait for the next K block while this one's last wave runs (several waves of tiles)
   uint64_t* trace;     // null, or kTraceWords clock64 stamps of CTA 0 (DSK_FP8_GEMM_TRACE, a diagnostic)
 };
 
@@ -434,7 +435,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
   const uint32_t bar_full = smem + T::kOffBar, bar_empty = bar_full + S * 8;  // S full barriers, then S empty ones
 
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const uint32_t wg = warp / 4;
+  const uint32_t wg = __shfl_sync(0xffffffffu, warp / 4, 0);  // warp-uniform to the compiler: descriptors in uniform registers
   const uint32_t cs = p.mc == kMcNone ? 1u : 2u;
   const uint32_t rank = cs == 2 ? ptx::cluster_ctarank() : 0u;
   const int32_t cluster_id = static_cast<int32_t>(blockIdx.x / cs), num_clusters = static_cast<int32_t>(gridDim.x / cs);
@@ -580,14 +581,17 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     constexpr int W = T::kWaves;
     const uint32_t wt = threadIdx.x % 128;  // thread within the warpgroup
     const uint32_t w = wt / 32;             // warp within the warpgroup
-    const int wg_rows = static_cast<int>(wg) * T::kWGRows;               // this warpgroup's first row in the tile
+    const int wg_rows = static_cast<int>(wg) * T::kWGRows;  // this warpgroup's first row in the tile
     const int row_lo = wg_rows + static_cast<int>(w * 16 + lane / 4);  // wave j: rows row_lo + 64 j, +8
     float acc[W][BN / 2], part[BN / 2];
 #pragma unroll
     for (int i = 0; i < BN / 2; ++i) part[i] = 0.0f;
     Scheduler<BM, BN> sched(p);
-    int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0, ttile = 0;
+    int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0, astep = 0, ttile = 0;
     uint32_t phase = 0;
+    // Descriptors of stage 0 (this warpgroup's first wave); a stage, a wave and a k32 step add to the start
+    // address field (16-byte units; shared addresses stay below 2^18, so the field never carries).
+    const uint64_t desc_a0 = ptx::wgmma_desc_k128b(sm_a + wg_rows * 128), desc_b0 = ptx::wgmma_desc_k128b(sm_b);
     // the first math thread of CTA 0 stamps (the pointer re-read from the parameters: no register held)
 #define DSK_TRM (kTraced && p.trace != nullptr && threadIdx.x == 0 && blockIdx.x == 0 ? p.trace : nullptr)
 
@@ -619,7 +623,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           float q00 = 0.0f, q01 = 0.0f, q10 = 0.0f, q11 = 0.0f;  // the scales of the K block in flight
           uint32_t fly_stage = 0;                                // and its stage
           auto issue = [&](float(&P)[BN / 2], uint32_t st) {
-            const uint64_t da = ptx::wgmma_desc_k128b(sm_a + st * T::kABytes), db = ptx::wgmma_desc_k128b(sm_b + st * T::kBBytes);
+            const uint64_t da = desc_a0 + st * (T::kABytes >> 4), db = desc_b0 + st * (T::kBBytes >> 4);
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
             ptx::wgmma_fence();
@@ -632,10 +636,8 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           auto retire = [&](float(&P)[BN / 2], bool last) {  // after the wait_group that completed P's K block
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
-            if (lane == 0) {
-              ptx::mbarrier_arrive(bar_empty + fly_stage * 8);
-              if (cs == 2) ptx::mbarrier_arrive_cluster(bar_empty + fly_stage * 8, rank ^ 1u);
-            }
+            ptx::mbarrier_arrive_if(bar_empty + fly_stage * 8, lane == 0);
+            if (cs == 2) ptx::mbarrier_arrive_cluster_if(bar_empty + fly_stage * 8, rank ^ 1u, lane == 0);
             if (DSK_FP8_GEMM_PROBE && !last) return;
 #pragma unroll
             for (int i = 0; i < BN / 8; ++i) {
@@ -674,63 +676,102 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
           ptx::wgmma_wait<0>();
           if ((KB - 1) & 1) retire(part2, true);
           else retire(part, true);
-        } else
-        for (int32_t kb = 0; kb < KB; ++kb) {
+        } else {
+          // v7: K block kb's chain is its WGMMAs -> wait -> release -> promotion -> kb + 1's WGMMAs. The descriptors
+          // are the tile's base + a stage offset (uniform registers). While kb's WGMMAs run, kb + 1's stage and
+          // scale addresses are worked out and its full barrier is tested (not waited on); after kb's release it is
+          // waited for only if that test failed, so a late stage never holds back the release of the one before
+          // it (3-stage rings, memory-bound shapes), and its scales are read before kb's promotion, so the loads
+          // land during the FFMAs (read right before the next WGMMAs, they stalled them).
+          // BM 256 over several waves of tiles (a 3-stage ring, compute-bound) waits for kb + 1 and reads its
+          // scales while kb's last wave runs (v7a): 2-3% faster there than testing first, which is 3-7% faster in
+          // a single wave (memory-bound) and for BM 64 / 128 (bench/NOTES.md, "v7").
+          const bool wait_early = W > 1 && p.wait_early != 0;
+          uint32_t cur = 0, sa_next = 0, sb_next = 0;  // stage and scale addresses of the K block issued next
+          float sa_lo0 = 0.0f, sa_hi0 = 0.0f, sb0 = 0.0f, sb1 = 0.0f;  // its wave-0 row scales and B scales
+          auto locate = [&](int32_t kb) {  // K block kb is in `stage`: its addresses; advance the ring
+            if (scales_tma && (kb & 3) == 0) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
+            const int32_t slot = scales_tma ? sslot : stage >> 2, col = scales_tma ? (kb & 3) : (stage & 3);
+            sa_next = sm_sa + slot * T::kSaSlotBytes + col * 4;
+            sb_next = sm_sb + slot * T::kSbSlotBytes + col * 4;
+            cur = stage;
+          };
+          auto read_scales = [&]() {  // after the full wait of `cur`
+            if (DSK_TRM && astep < kTraceSteps) DSK_TRM[kTraceCons + 3 * astep] = clock64();
+            ++astep;
+            sa_lo0 = ld_shared_f32(sa_next + row_lo * 16);
+            sa_hi0 = ld_shared_f32(sa_next + (row_lo + 8) * 16);
+            sb0 = ld_shared_f32(sb_next);
+            sb1 = T::kOneSb ? 0.0f : ld_shared_f32(sb_next + 16);
+            if (++stage == S) stage = 0, phase ^= 1;
+          };
+          locate(0);
           ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
-          if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep] = clock64();
-          // Every shared read of the stage comes before its release on `empty`.
-          if (scales_tma && (kb & 3) == 0) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
-          const int32_t slot = scales_tma ? sslot : stage >> 2, col = scales_tma ? (kb & 3) : (stage & 3);
-          const uint32_t sa_stage = sm_sa + slot * T::kSaSlotBytes + col * 4, sb_stage = sm_sb + slot * T::kSbSlotBytes + col * 4;
-          // Row scales of wave 0 here, of a later wave when it starts (before the stage's release: 2 registers
-          // fewer through wave 0 of BM 256).
-          float sa_lo[W], sa_hi[W];
-          sa_lo[0] = ld_shared_f32(sa_stage + row_lo * 16);
-          sa_hi[0] = ld_shared_f32(sa_stage + (row_lo + 8) * 16);
-          const float sb0 = ld_shared_f32(sb_stage), sb1 = T::kOneSb ? 0.0f : ld_shared_f32(sb_stage + 16);
-          const uint64_t db = ptx::wgmma_desc_k128b(sm_b + stage * T::kBBytes);
+          read_scales();
+          for (int32_t kb = 0; kb < KB; ++kb) {
+            // This K block's stage and scales (every shared read of the stage comes before its release).
+            const uint32_t st = cur, sa_stage = sa_next;
+            const float cb0 = sb0, cb1 = sb1;
+            float sa_lo[W], sa_hi[W];
+            sa_lo[0] = sa_lo0, sa_hi[0] = sa_hi0;
+            const uint64_t db = desc_b0 + st * (T::kBBytes >> 4);
+            const bool next = kb + 1 < KB;
+            bool landed = false;
 #pragma unroll
-          for (int j = 0; j < W; ++j) {
-            if (j > 0) {
-              sa_lo[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j) * 16);
-              sa_hi[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j + 8) * 16);
+            for (int j = 0; j < W; ++j) {
+              if (j > 0) {  // a later wave's row scales when it starts: 2 registers fewer through wave 0 of BM 256
+                sa_lo[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j) * 16);
+                sa_hi[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j + 8) * 16);
+              }
+              const uint64_t da = desc_a0 + st * (T::kABytes >> 4) + j * (64 * 128 >> 4);
+#pragma unroll
+              for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+              ptx::wgmma_fence();
+#pragma unroll
+              for (int k = 0; k < 4; ++k) ptx::WgmmaE4M3<BN>::mma(part, da + 2 * k, db + 2 * k, k > 0);  // +32 B per k32
+              ptx::wgmma_commit();
+#pragma unroll
+              for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+              if (j == W - 1 && next) {
+                locate(kb + 1);
+                if (wait_early) {
+                  ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
+                  read_scales();
+                } else {
+                  landed = ptx::mbarrier_test_wait_parity(bar_full + stage * 8, phase);
+                }
+              }
+              ptx::wgmma_wait<0>();
+#pragma unroll
+              for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+              if (j == W - 1) {
+                if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
+                ptx::mbarrier_arrive_if(bar_empty + st * 8, lane == 0);
+                if (cs == 2) ptx::mbarrier_arrive_cluster_if(bar_empty + st * 8, rank ^ 1u, lane == 0);
+                if (!wait_early && next) {
+                  if (!landed) ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
+                  read_scales();
+                }
+              }
+              // Each element is one FFMA (acc += part * s). v6: where BN divides 128 the tile lies in one B-scale
+              // block (first_hi >= BN / 8), so `hi` is false at compile time: no select, no second product or load.
+              // (Pinning the four products for the straddling BNs, to select between registers instead of sa x
+              // select(sb0, sb1) per n8 block, measured 3% slower for m256n112: ptxas kept the predicates in registers.)
+              const float s00 = sa_lo[j] * cb0, s01 = sa_lo[j] * cb1, s10 = sa_hi[j] * cb0, s11 = sa_hi[j] * cb1;
+              if (DSK_FP8_GEMM_PROBE && next) continue;
+#pragma unroll
+              for (int i = 0; i < BN / 8; ++i) {
+                const bool hi = !T::kOneSb && i >= first_hi;
+                const float s_lo = hi ? s01 : s00, s_hi = hi ? s11 : s10;
+                acc[j][4 * i + 0] += part[4 * i + 0] * s_lo;
+                acc[j][4 * i + 1] += part[4 * i + 1] * s_lo;
+                acc[j][4 * i + 2] += part[4 * i + 2] * s_hi;
+                acc[j][4 * i + 3] += part[4 * i + 3] * s_hi;
+              }
             }
-            const uint64_t da = ptx::wgmma_desc_k128b(sm_a + stage * T::kABytes + (wg_rows + 64 * j) * 128);
-#pragma unroll
-            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
-            ptx::wgmma_fence();
-#pragma unroll
-            for (int k = 0; k < 4; ++k) ptx::WgmmaE4M3<BN>::mma(part, da + 2 * k, db + 2 * k, k > 0);  // +32 B per k32
-            ptx::wgmma_commit();
-#pragma unroll
-            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
-            ptx::wgmma_wait<0>();
-#pragma unroll
-            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
-            if (j == W - 1 && DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
-            if (j == W - 1 && lane == 0) {
-              ptx::mbarrier_arrive(bar_empty + stage * 8);
-              if (cs == 2) ptx::mbarrier_arrive_cluster(bar_empty + stage * 8, rank ^ 1u);
-            }
-            // Each element is one FFMA (acc += part * s). v6: where BN divides 128 the tile lies in one B-scale
-            // block (first_hi >= BN / 8), so `hi` is false at compile time: no select, no second product or load.
-            // (Pinning the four products for the straddling BNs, to select between registers instead of sa x
-            // select(sb0, sb1) per n8 block, measured 3% slower for m256n112: ptxas kept the predicates in registers.)
-            const float s00 = sa_lo[j] * sb0, s01 = sa_lo[j] * sb1, s10 = sa_hi[j] * sb0, s11 = sa_hi[j] * sb1;
-            if (DSK_FP8_GEMM_PROBE && kb != KB - 1) continue;
-#pragma unroll
-            for (int i = 0; i < BN / 8; ++i) {
-              const bool hi = !T::kOneSb && i >= first_hi;
-              const float s_lo = hi ? s01 : s00, s_hi = hi ? s11 : s10;
-              acc[j][4 * i + 0] += part[4 * i + 0] * s_lo;
-              acc[j][4 * i + 1] += part[4 * i + 1] * s_lo;
-              acc[j][4 * i + 2] += part[4 * i + 2] * s_hi;
-              acc[j][4 * i + 3] += part[4 * i + 3] * s_hi;
-            }
+            if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
+            ++tstep;
           }
-          if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
-          ++tstep;
-          if (++stage == S) stage = 0, phase ^= 1;
         }
         if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile] = clock64();
 
@@ -765,7 +806,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
 #pragma unroll
           for (int j0 = 0; j0 < W; j0 += T::kDWaves) {
             if (wt == 0 && store_pending) ptx::tma_store_wait_read<0>();
-            ptx::named_barrier_sync(1 + wg, 128);
+            ptx::bar_sync(1 + wg, 128);
 #pragma unroll
             for (int j = j0; j < j0 + T::kDWaves; ++j) {
 #pragma unroll
@@ -779,7 +820,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
               }
             }
             ptx::fence_proxy_async_smem();
-            ptx::named_barrier_sync(1 + wg, 128);
+            ptx::bar_sync(1 + wg, 128);
             bool stored = false;
 #pragma unroll
             for (int j = j0; j < j0 + T::kDWaves; ++j) {
@@ -824,6 +865,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
 #undef DSK_TRM
   }
   if (store_pending) ptx::tma_store_wait<0>();  // only a math warpgroup's first thread has stores in flight
+
 
   // The cluster peer may still multicast into this CTA's ring or arrive on its barriers until it is done.
   if (cs == 2) ptx::cluster_sync();
@@ -984,7 +1026,9 @@ double us_per_k_block(int bm, int bn) {
   // BM 256 (v4, call 2, same run as m128n128.mcA's 0.57 at 4096x7168x16384): m256n128.mcA 863 us / 7 waves /
   // 128 = 0.96 us, m256n112.mcA (4 stages) 1000 / 8 / 128 = 0.98 us per K block (+ the 3% pair gain below).
   if (bm == 256) return bn <= 112 ? 1.0 : 0.99;
-  if (bm == 64) return bn <= 16 ? 0.34 : bn <= 32 ? 0.32 : bn <= 56 ? 0.333 : bn <= 96 ? 0.37 : 0.40;
+  // BM 64 (v7 sweep, one wave): the K block's time grows with the bytes each SM loads (A's 8 KB + BN x 128 B),
+  // so m64n16 over 132 SMs beat m64n32 over 66 at 64x2112x7168 (14.8 vs 15.7 us).
+  if (bm == 64) return bn <= 16 ? 0.30 : bn <= 32 ? 0.32 : bn <= 56 ? 0.333 : bn <= 96 ? 0.37 : 0.40;
   return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : 0.59;
 }
 
@@ -1021,16 +1065,11 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   // (normal layout only: the grouped ones were not measured).
   const double idle = ki.bm == 64 && ki.bn == 128 && waves == 1 && p.kind == Fp8GemmKind::Normal ? 0.0 : 0.25;
   const double t = std::max(t_loop, t_dram * (1.0 + idle * (1.0 - util))) + 1.5;
-  // Tie-breaks of a few percent (v3 sweep): the larger BN; in a single wave, a pair when the loop clearly
-  // bounds the time (A pair; B pair over exactly two M blocks); when DRAM nearly does, none for BN >= BM
-  // (m64n128 beat its pairs there) but a pair for narrower tiles, where A is most of the fill (v2's
-  // m64n56.mcA on 64x7168x{16384,2048}).
+  // Tie-breaks of a few percent: the larger BN (v3 sweep); in a single wave, no pair. (Up to v6 a pair won
+  // there by 1-2% where the loop bounds the time; with v7's shorter K loop every pair measured 1-10% slower than
+  // the same tile alone in one wave, on all 11 single-wave shapes of the sweep: bench/NOTES.md, "v7".)
   double tie = 1.0 - 0.001 * bn;
-  if (waves == 1 && c.mc != kMcNone) {
-    if (t_loop <= 1.2 * t_dram) tie *= bn >= bm ? 1.01 : 0.99;
-    else if (c.mc == kMcA) tie *= 0.99;
-    else if (mb == 2) tie *= 0.98;
-  }
+  if (waves == 1 && c.mc != kMcNone) tie *= 1.04;
   return t * tie;
 }
 
@@ -1185,11 +1224,11 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   kp.trace = tpath && DSK_FP8_GEMM_TRACE_BUILD ? trace_buffer(device, stream) : nullptr;
 
   int64_t clusters = cs == 2 ? max2 : max1;
-  if (p.kind != Fp8GemmKind::Masked) {
-    const int64_t mb = (p.m + ki.bm - 1) / ki.bm, nb = (p.n + ki.bn - 1) / ki.bn;
-    const int64_t units = (c.mc == kMcB ? (mb + 1) / 2 : mb) * (c.mc == kMcA ? (nb + 1) / 2 : nb);
-    clusters = std::min<int64_t>(clusters, units);
-  }
+  // Units of work (masked: at most, every group full); the launch needs no more clusters than units.
+  const int64_t mb = (p.m + ki.bm - 1) / ki.bm, nb = (p.n + ki.bn - 1) / ki.bn;
+  const int64_t units = (c.mc == kMcB ? (mb + 1) / 2 : mb) * (c.mc == kMcA ? (nb + 1) / 2 : nb) * (p.kind == Fp8GemmKind::Masked ? p.groups : 1);
+  kp.wait_early = units > clusters ? 1 : 0;
+  if (p.kind != Fp8GemmKind::Masked) clusters = std::min<int64_t>(clusters, units);
   if (clusters < 1) clusters = 1;
   cudaError_t e = ki.launch(dim3(static_cast<unsigned>(clusters * cs)), cs, stream, maps, kp);
   if (e != cudaSuccess) fail(std::string("launch failed: ") + cudaGetErrorString(e), e);
