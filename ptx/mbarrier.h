@@ -85,20 +85,48 @@ __device__ __forceinline__ bool mbarrier_test_wait_parity(uint32_t bar, uint32_t
   return done != 0;
 }
 
-// Spins on try_wait.parity (each try may suspend the thread for a while in hardware). A wait of more than
-// 10 s by %globaltimer, or of 2^26 tries, means a pipeline bug: trap, so the launch fails with an error
-// instead of hanging the device.
-__device__ __forceinline__ void mbarrier_wait_parity(uint32_t bar, uint32_t parity) {
-  if (mbarrier_try_wait_parity(bar, parity)) return;
+// mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [bar], parity;  (acquire at cluster scope: the
+// writes another CTA of the cluster released with its arrive are visible after it)
+__device__ __forceinline__ bool mbarrier_try_wait_parity_acquire_cluster(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{\n\t.reg .pred p;\n\t"
+      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n\t"
+      "selp.u32 %0, 1, 0, p;\n\t}"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
+// mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];  (remote: map_shared_cluster of a barrier;
+// releases this thread's earlier writes, e.g. st.shared::cluster into that CTA, at cluster scope)
+__device__ __forceinline__ void mbarrier_arrive_release_cluster(uint32_t remote) {
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
+}
+
+// Spins on a try_wait (each try may suspend the thread for a while in hardware). A wait of more than 10 s by
+// %globaltimer, or of 2^26 tries, means a pipeline bug: trap, so the launch fails with an error instead of
+// hanging the device.
+template <bool (*TryWait)(uint32_t, uint32_t)>
+__device__ __forceinline__ void mbarrier_wait_with(uint32_t bar, uint32_t parity) {
+  if (TryWait(bar, parity)) return;
   uint64_t t0;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-  for (uint32_t spins = 1; !mbarrier_try_wait_parity(bar, parity); ++spins) {
+  for (uint32_t spins = 1; !TryWait(bar, parity); ++spins) {
     if ((spins & 1023u) == 0) {
       uint64_t t;
       asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
       if (t - t0 > 10000000000ull || spins >= (1u << 26)) __trap();
     }
   }
+}
+
+__device__ __forceinline__ void mbarrier_wait_parity(uint32_t bar, uint32_t parity) {
+  mbarrier_wait_with<mbarrier_try_wait_parity>(bar, parity);
+}
+__device__ __forceinline__ void mbarrier_wait_parity_acquire_cluster(uint32_t bar, uint32_t parity) {
+  mbarrier_wait_with<mbarrier_try_wait_parity_acquire_cluster>(bar, parity);
 }
 
 }  // namespace dsk::ptx

@@ -54,7 +54,9 @@
 
 namespace dsk::cuda::sm90 {
 
-enum Multicast : int32_t { kMcNone = 0, kMcA = 1, kMcB = 2 };  // kMcA: CTA pair along N shares A; kMcB: along M shares B
+// kMcA: CTA pair along N shares A; kMcB: along M shares B; kSplitK: a pair splits the tile's K blocks, and the
+// second CTA's partial sums go to the first through distributed shared memory (v7, BM 64 kernels built for it).
+enum Multicast : int32_t { kMcNone = 0, kMcA = 1, kMcB = 2, kSplitK = 3 };
 
 struct Params {
   Fp8GemmKind kind;
@@ -104,11 +106,14 @@ constexpr int kBand = 8;            // units per raster band along N
 // branches (it does, for every kernel), and the producer must fit 40 registers (bench/NOTES.md, "v4").
 constexpr int kProducerRegs = 40, kMathRegs = 232;
 
-template <int BM, int BN>
+template <int BM, int BN, int KS = 1>
 struct Traits {
   static_assert(BM == 64 || BM == 128 || BM == 256, "BM is 64 (one math warpgroup), 128 or 256 (two)");
   static_assert(BN % 8 == 0 && BN >= 16 && BN <= (BM == 64 ? 192 : 128), "BN is a multiple of 8 in [16, 192] (128 with two math warpgroups)");
   static constexpr int kMathWG = BM == 64 ? 1 : 2;
+  // KS 2: the kernel runs as a split-K pair (kSplitK), with a buffer for the partner's fp32 partial sums.
+  static_assert(KS == 1 || (KS == 2 && BM == 64), "split-K pairs are BM 64");
+  static constexpr int kRedBytes = KS == 2 ? 64 * BN * 4 : 0;
   // m64 WGMMA waves per math warpgroup: BM 256 gives each warpgroup 128 rows as two waves that share one
   // partial accumulator (the B tile is read once per 256 rows: half the L2 traffic per FLOP of BM 128).
   static constexpr int kWaves = BM / (64 * kMathWG);
@@ -116,7 +121,7 @@ struct Traits {
   // BM 64 x BN 128: two partial accumulators, so K block kb's WGMMAs run while kb - 1 is promoted (v5b). Measured
   // (bench/NOTES.md, "v5b"): 2-4% faster for m64n128, 1-6% slower for m64n32 / m64n56 (short WGMMAs: nothing to
   // hide the promotion behind), even for m64n96; so only m64n128 has it.
-  static constexpr bool kDualPart = BM == 64 && BN == 128;
+  static constexpr bool kDualPart = BM == 64 && BN == 128 && KS == 1;
   // BN divides 128: a tile never straddles two 128-column B-scale blocks, so the promotion needs one B scale.
   static constexpr bool kOneSb = 128 % BN == 0;
   // + the producer warp, alone in its warpgroup; BM 256 launches the whole producer warpgroup (setmaxnreg
@@ -147,8 +152,8 @@ struct Traits {
   static constexpr int cp_slots(int s) { return (s + 3) / 4; }
   static constexpr int tma_slots(int s) { return (s + 6) / 4; }
   static constexpr int smem_for(int s, bool tma, int d_waves) {
-    return s * (kABytes + kBBytes) + kMathWG * d_bytes_per_wg(d_waves) + (tma ? tma_slots(s) : cp_slots(s)) * (kSaSlotBytes + kSbSlotBytes) +
-           s * 16 + 1024;  // + barriers, + alignment slack
+    return s * (kABytes + kBBytes) + kMathWG * d_bytes_per_wg(d_waves) + kRedBytes + (tma ? tma_slots(s) : cp_slots(s)) * (kSaSlotBytes + kSbSlotBytes) +
+           s * 16 + 16 + 1024;  // + barriers (and the split-K pair's two), + alignment slack
   }
   static constexpr int stages_fit(int d_waves) {
     int best = 0;
@@ -169,10 +174,11 @@ struct Traits {
   static constexpr int kOffA = 0;
   static constexpr int kOffB = kOffA + kStages * kABytes;
   static constexpr int kOffD = kOffB + kStages * kBBytes;
-  static constexpr int kOffSa = kOffD + kMathWG * kDBytesPerWG;
+  static constexpr int kOffRed = kOffD + kMathWG * kDBytesPerWG;
+  static constexpr int kOffSa = kOffRed + kRedBytes;
   static constexpr int kOffSb = kOffSa + kScaleSlots * kSaSlotBytes;
   static constexpr int kOffBar = kOffSb + kScaleSlots * kSbSlotBytes;
-  static constexpr int kOffStash = kOffBar + kStages * 16;  // BM 256: the producer's tile state (48 B)
+  static constexpr int kOffStash = kOffBar + kStages * 16 + 16;  // BM 256: the producer's tile state (48 B)
   static constexpr int kSmemBytes = kOffStash + (kRegMove ? 48 : 0) + 1024;
   static_assert(kSmemBytes <= kSmemLimit && kOffSb % 128 == 0 && kOffBar % 8 == 0, "shared-memory layout");
 };
@@ -239,7 +245,7 @@ struct Scheduler {
       const int32_t width = min(kBand, un_count - band * kBand);
       um = within / width;
       un = band * kBand + within % width;
-      t.g = 0;
+      t.g = 0;  // (a split-K pair: both CTAs take the same tile)
       t.m_block = p.mc == kMcB ? um * 2 + static_cast<int32_t>(rank) : um;
       t.n_block = p.mc == kMcA ? un * 2 + static_cast<int32_t>(rank) : un;
       t.row0 = t.m_block * BM;
@@ -420,12 +426,12 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
   }
 }
 
-template <int BM, int BN>
-__global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
+template <int BM, int BN, int KS>
+__global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
     fp8_gemm_sm90_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
                          const __grid_constant__ CUtensorMap tm_d, const __grid_constant__ CUtensorMap tm_sa,
                          const __grid_constant__ CUtensorMap tm_sb, const Params p) {
-  using T = Traits<BM, BN>;
+  using T = Traits<BM, BN, KS>;
   constexpr int S = T::kStages;
   extern __shared__ uint8_t smem_raw[];
   // Everything in shared memory is addressed by 32-bit shared-window addresses from one 1024-aligned base.
@@ -433,11 +439,17 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
   const uint32_t sm_a = smem + T::kOffA, sm_b = smem + T::kOffB, sm_d = smem + T::kOffD;
   const uint32_t sm_sa = smem + T::kOffSa, sm_sb = smem + T::kOffSb;
   const uint32_t bar_full = smem + T::kOffBar, bar_empty = bar_full + S * 8;  // S full barriers, then S empty ones
+  const uint32_t bar_red = bar_empty + S * 8;  // split-K pairs: partial sums written (+0) / read (+8)
 
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t wg = __shfl_sync(0xffffffffu, warp / 4, 0);  // warp-uniform to the compiler: descriptors in uniform registers
   const uint32_t cs = p.mc == kMcNone ? 1u : 2u;
   const uint32_t rank = cs == 2 ? ptx::cluster_ctarank() : 0u;
+  const bool mcast = p.mc == kMcA || p.mc == kMcB;  // a pair whose stages are filled by multicast (released in both)
+  // This CTA's K blocks [kb_begin, kb_end): all, or its half of a split-K pair (split at a multiple of 4 K blocks
+  // when the scales come by TMA, 4 K blocks per box).
+  const int32_t kb_half = KS == 2 ? (p.scales_tma ? (p.kb_count / 2) & ~3 : p.kb_count / 2) : 0;
+  const int32_t kb_begin = KS == 2 && rank == 1 ? kb_half : 0, kb_end = KS == 2 && rank == 0 ? kb_half : p.kb_count;
   const int32_t cluster_id = static_cast<int32_t>(blockIdx.x / cs), num_clusters = static_cast<int32_t>(gridDim.x / cs);
   const int32_t KB = p.kb_count;
   // The trace is compiled in only with DSK_FP8_GEMM_TRACE_BUILD=1 (its per-step checks are not free); m128n128
@@ -452,8 +464,10 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     for (int s = 0; s < S; ++s) {
       // lane 0's arrive.expect_tx (+ 32 lanes' cp.async arrivals when the scales come by cp.async)
       ptx::mbarrier_init(bar_full + s * 8, scales_tma ? 1 : 33);
-      ptx::mbarrier_init(bar_empty + s * 8, T::kMathWG * 4 * cs);  // one arrival per math warp of each CTA of the pair
+      ptx::mbarrier_init(bar_empty + s * 8, T::kMathWG * 4 * (mcast ? 2 : 1));  // one arrival per math warp of each CTA filled
     }
+    ptx::mbarrier_init(bar_red, 128);      // split-K: the second CTA's 128 math threads have written their partial sums
+    ptx::mbarrier_init(bar_red + 8, 128);  // split-K: the first CTA's have read them
     ptx::fence_mbarrier_init();
   }
   if (warp == T::kMathWG * 4 && lane == 0) {
@@ -523,7 +537,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
             bytes += T::kBBytes;
           }
           const uint32_t scale_bytes = scales_tma ? (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0) : 0;
-          for (int32_t kb = 0; kb < KB; ++kb) {
+          for (int32_t kb = kb_begin; kb < kb_end; ++kb) {
             const uint32_t full = bar_full + stage * 8;
             const bool scales_now = scales_tma && (kb & 3) == 0;
             if (scales_now) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
@@ -588,6 +602,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
     for (int i = 0; i < BN / 2; ++i) part[i] = 0.0f;
     Scheduler<BM, BN> sched(p);
     int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0, astep = 0, ttile = 0;
+    uint32_t red_phase = 0;  // split-K pairs: the phase of the partial-sum exchange
     uint32_t phase = 0;
     // Descriptors of stage 0 (this warpgroup's first wave); a stage, a wave and a k32 step add to the start
     // address field (16-byte units; shared addresses stay below 2^18, so the field never carries).
@@ -637,7 +652,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
             ptx::mbarrier_arrive_if(bar_empty + fly_stage * 8, lane == 0);
-            if (cs == 2) ptx::mbarrier_arrive_cluster_if(bar_empty + fly_stage * 8, rank ^ 1u, lane == 0);
+            if (mcast) ptx::mbarrier_arrive_cluster_if(bar_empty + fly_stage * 8, rank ^ 1u, lane == 0);
             if (DSK_FP8_GEMM_PROBE && !last) return;
 #pragma unroll
             for (int i = 0; i < BN / 8; ++i) {
@@ -705,17 +720,19 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
             sb1 = T::kOneSb ? 0.0f : ld_shared_f32(sb_next + 16);
             if (++stage == S) stage = 0, phase ^= 1;
           };
-          locate(0);
-          ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
-          read_scales();
-          for (int32_t kb = 0; kb < KB; ++kb) {
+          if (kb_begin < kb_end) {
+            locate(kb_begin);
+            ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
+            read_scales();
+          }
+          for (int32_t kb = kb_begin; kb < kb_end; ++kb) {
             // This K block's stage and scales (every shared read of the stage comes before its release).
             const uint32_t st = cur, sa_stage = sa_next;
             const float cb0 = sb0, cb1 = sb1;
             float sa_lo[W], sa_hi[W];
             sa_lo[0] = sa_lo0, sa_hi[0] = sa_hi0;
             const uint64_t db = desc_b0 + st * (T::kBBytes >> 4);
-            const bool next = kb + 1 < KB;
+            const bool next = kb + 1 < kb_end;
             bool landed = false;
 #pragma unroll
             for (int j = 0; j < W; ++j) {
@@ -747,7 +764,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
               if (j == W - 1) {
                 if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
                 ptx::mbarrier_arrive_if(bar_empty + st * 8, lane == 0);
-                if (cs == 2) ptx::mbarrier_arrive_cluster_if(bar_empty + st * 8, rank ^ 1u, lane == 0);
+                if (mcast) ptx::mbarrier_arrive_cluster_if(bar_empty + st * 8, rank ^ 1u, lane == 0);
                 if (!wait_early && next) {
                   if (!landed) ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
                   read_scales();
@@ -773,6 +790,25 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
             ++tstep;
           }
         }
+        if constexpr (KS == 2) {
+          // Split-K pair: the second CTA writes its partial sums into the first's buffer (thread t of each holds
+          // the same elements), the first adds them to its own and stores the tile. Two mbarriers: written
+          // (release / acquire at cluster scope, so the remote stores are seen) and read (the buffer is free).
+          const uint32_t red = smem + T::kOffRed + wt * 4;
+          if (rank == 1) {
+            ptx::mbarrier_wait_parity(bar_red + 8, red_phase ^ 1);  // the previous tile's sums were read
+            const uint32_t remote = ptx::map_shared_cluster(red, 0);
+#pragma unroll
+            for (int i = 0; i < BN / 2; ++i) ptx::st_shared_cluster_f32(remote + i * 512, acc[0][i]);
+            ptx::mbarrier_arrive_release_cluster(ptx::map_shared_cluster(bar_red, 0));
+          } else {
+            ptx::mbarrier_wait_parity_acquire_cluster(bar_red, red_phase);
+#pragma unroll
+            for (int i = 0; i < BN / 2; ++i) acc[0][i] += ld_shared_f32(red + i * 512);
+            ptx::mbarrier_arrive_cluster(bar_red + 8, 1);
+          }
+          red_phase ^= 1;
+        }
         if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile] = clock64();
 
         // ---- epilogue: this warpgroup's rows, one 64-row wave at a time ----
@@ -783,7 +819,7 @@ __global__ void __launch_bounds__(Traits<BM, BN>::kThreads, 1)
         uint32_t any = 0;
 #pragma unroll
         for (int q = 0; q < 2 * W; ++q) any |= wmask[q];
-        if (static_cast<int64_t>(t.n_block) * BN < p.n && any != 0) {
+        if (static_cast<int64_t>(t.n_block) * BN < p.n && any != 0 && (KS == 1 || rank == 0)) {
           const uint32_t d_wg = sm_d + wg * T::kDBytesPerWG;
           // d_addr(slot, row, col): slot = the wave's D buffer within the warpgroup's
           auto d_addr = [&](int slot, int row, int col) -> uint32_t {
@@ -880,23 +916,24 @@ namespace {
 }
 
 struct KernelInfo {
-  int bm, bn, stages, threads, smem;
+  int bm, bn, ks, stages, threads, smem;  // ks 2: runs only as a split-K pair
   bool scales_tma;  // its TMA scale ring fits beside the stages
   const void* fn;
   cudaError_t (*launch)(dim3 grid, int cs, cudaStream_t s, const CUtensorMap* maps, const Params&);
 };
 
-template <int BM, int BN>
+template <int BM, int BN, int KS>
 cudaError_t launch_kernel(dim3 grid, int cs, cudaStream_t stream, const CUtensorMap* maps, const Params& p) {
-  using T = Traits<BM, BN>;
+  using T = Traits<BM, BN, KS>;
   ClusterLaunch l(grid, dim3(T::kThreads), T::kSmemBytes, stream, cs);
-  return cudaLaunchKernelEx(&l.cfg, fp8_gemm_sm90_kernel<BM, BN>, maps[0], maps[1], maps[2], maps[3], maps[4], p);
+  return cudaLaunchKernelEx(&l.cfg, fp8_gemm_sm90_kernel<BM, BN, KS>, maps[0], maps[1], maps[2], maps[3], maps[4], p);
 }
 
-template <int BM, int BN>
+template <int BM, int BN, int KS = 1>
 KernelInfo kernel_info() {
-  using T = Traits<BM, BN>;
-  return {BM, BN, T::kStages, T::kThreads, T::kSmemBytes, T::kScalesTma, reinterpret_cast<const void*>(&fp8_gemm_sm90_kernel<BM, BN>), &launch_kernel<BM, BN>};
+  using T = Traits<BM, BN, KS>;
+  return {BM, BN, KS, T::kStages, T::kThreads, T::kSmemBytes, T::kScalesTma, reinterpret_cast<const void*>(&fp8_gemm_sm90_kernel<BM, BN, KS>),
+          &launch_kernel<BM, BN, KS>};
 }
 
 // The curated kernels (template instantiations). Keep this list short: each one is a full compile.
@@ -904,7 +941,7 @@ const std::vector<KernelInfo>& kernels() {
   static const std::vector<KernelInfo> k = {
       kernel_info<64, 16>(),  kernel_info<64, 32>(),   kernel_info<64, 56>(),   kernel_info<64, 96>(),
       kernel_info<64, 128>(), kernel_info<128, 96>(), kernel_info<128, 112>(), kernel_info<128, 128>(),
-      kernel_info<256, 112>(), kernel_info<256, 128>(),
+      kernel_info<256, 112>(), kernel_info<256, 128>(), kernel_info<64, 32, 2>(), kernel_info<64, 64, 2>(),
   };
   return k;
 }
@@ -920,9 +957,11 @@ const std::vector<Config>& configs() {
     std::vector<Config> out;
     const auto& ks = kernels();
     for (int i = 0; i < static_cast<int>(ks.size()); ++i)
-      for (int mc : {kMcNone, kMcA, kMcB}) {
+      for (int mc : {kMcNone, kMcA, kMcB, kSplitK}) {
+        if ((mc == kSplitK) != (ks[i].ks == 2)) continue;  // split-K kernels run only as pairs, the others never
         if (mc == kMcB && (ks[i].bn / 2) % 8 != 0) continue;  // half a B tile must be whole 8-row swizzle atoms
-        std::string name = "m" + std::to_string(ks[i].bm) + "n" + std::to_string(ks[i].bn) + (mc == kMcA ? ".mcA" : mc == kMcB ? ".mcB" : "");
+        std::string name = "m" + std::to_string(ks[i].bm) + "n" + std::to_string(ks[i].bn) +
+                           (mc == kMcA ? ".mcA" : mc == kMcB ? ".mcB" : mc == kSplitK ? ".splitK" : "");
         out.push_back({i, mc, name});
       }
     return out;
@@ -1043,7 +1082,11 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   const double units = um * un * groups;
   const double clusters = std::max(1, sm_count / cs);
   const double waves = std::ceil(units / clusters);
-  const double mc_gain = c.mc != kMcNone && waves >= 2 ? 0.97 : 1.0;  // measured 3-4% on multi-wave shapes
+  // Split-K pairs (v7): for a single wave of few BM 64 tiles (normal layout), where what each SM loads per K block
+  // bounds the time: each CTA of the pair loads half the K blocks; + the exchange of the partial sums.
+  const bool split = c.mc == kSplitK;
+  if (split && (waves > 1 || p.kind != Fp8GemmKind::Normal)) return 1e30;
+  const double mc_gain = (c.mc == kMcA || c.mc == kMcB) && waves >= 2 ? 0.97 : 1.0;  // measured 3-4% on multi-wave shapes
   // Contiguous layout: a tile runs once per expert among its rows. Segments are padded to 128 rows, so BM
   // <= 128 tiles hold one expert, but a 256-row tile holds two wherever a segment ends half-way into it:
   // about 128 * groups / M of the tiles (every tile with segments of ~128 rows, e.g. a 4096-token prefill
@@ -1051,15 +1094,18 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   const double passes = p.kind == Fp8GemmKind::Contiguous && bm > 128
                             ? 1.0 + std::min(1.0, 128.0 * static_cast<double>(p.groups) / std::max(rows, 1.0))
                             : 1.0;
-  const double t_unit = K / 128.0 * us_per_k_block(ki.bm, ki.bn) * mc_gain * passes + 1.0;
+  const double t_unit = K / 128.0 * us_per_k_block(ki.bm, ki.bn) * mc_gain * passes * (split ? 0.5 : 1.0) + 1.0 + (split ? 0.5 : 0.0);
   const double all_rows = rows * groups, b_groups = p.kind == Fp8GemmKind::Normal ? 1.0 : static_cast<double>(p.groups);
   const double bytes = all_rows * K + static_cast<double>(p.n) * K * b_groups + all_rows * static_cast<double>(p.n) * 2.0;
   const double t_loop = waves * t_unit, t_dram = bytes / 2.2e12 * 1e6;
+  // A split-K pair only pays where the loop bounds the time: at 64x4096x7168 (DRAM-bound) m64n64.splitK measured
+  // 17.6 us against m64n32's 16.1; at 64x2112x7168 and 128x2112x7168 it took 15.1 / 15.6 us down to 11.4 / 12.3.
+  if (split && t_loop <= t_dram) return 1e30;
   // Where DRAM bounds the time, SMs without a tile in the last wave pull no bytes: the DRAM term grows with
   // the idle share of the waves (tiles with rows over waves x CTAs). Fitted to the same-run v2/v3 A/B
   // (lead, 2026-11-22): 64x24576x1536 m64n96 (256 tiles, 97% of 2 waves) 19.7 us beat m64n128 (192, 73%)
   // 21.3; 64x7168x16384 and 64x7168x2048 m64n56.mcA (128 CTAs) beat m64n128 (56 CTAs).
-  const double util = mb * nb * groups / (waves * clusters * cs);
+  const double util = mb * nb * groups * (split ? 2.0 : 1.0) / (waves * clusters * cs);
   // v5b: m64n128 (two partial accumulators) measured faster in a single wave of 56 CTAs than m64n56.mcA's 128
   // at 64x7168x2048 (9.9 vs 11.0 us) and 64x7168x16384 (54.1 vs 54.9): no idle-share term for it in one wave
   // (normal layout only: the grouped ones were not measured).
@@ -1069,7 +1115,7 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   // there by 1-2% where the loop bounds the time; with v7's shorter K loop every pair measured 1-10% slower than
   // the same tile alone in one wave, on all 11 single-wave shapes of the sweep: bench/NOTES.md, "v7".)
   double tie = 1.0 - 0.001 * bn;
-  if (waves == 1 && c.mc != kMcNone) tie *= 1.04;
+  if (waves == 1 && (c.mc == kMcA || c.mc == kMcB)) tie *= 1.04;
   return t * tie;
 }
 
