@@ -33,8 +33,8 @@ def parse(lines):
 
 
 def short(name):
-    m = re.search(r'kernelILi(\d+)ELi(\d+)E', name)
-    return f'm{m.group(1)}n{m.group(2)}' if m else name[:40]
+    m = re.search(r'kernelILi(\d+)ELi(\d+)ELi(\d+)E', name)  # <BM, BN, KS>; KS 2: a split-K pair's kernel
+    return f'm{m.group(1)}n{m.group(2)}' + ('.splitK' if m.group(3) == '2' else '') if m else name[:40]
 
 
 for idx, (name, lines) in enumerate(funcs.items()):
