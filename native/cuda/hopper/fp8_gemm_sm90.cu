@@ -74,7 +74,6 @@ struct Params {
   int32_t kb_count;  // K / 128
   int32_t nb_count;  // ceil(N / 128)
   int32_t scales_tma;  // 1: scales by TMA (K/128 % 4 == 0: 16-byte row pitch); 0: by cp.async
-  int32_t wait_early;  // BM 256: wait for the next K block while this one's last wave runs (several waves of tiles)
   uint64_t* trace;     // null, or kTraceWords clock64 stamps of CTA 0 (DSK_FP8_GEMM_TRACE, a diagnostic)
 };
 
@@ -693,15 +692,11 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
           else retire(part, true);
         } else {
           // v7: K block kb's chain is its WGMMAs -> wait -> release -> promotion -> kb + 1's WGMMAs. The descriptors
-          // are the tile's base + a stage offset (uniform registers). While kb's WGMMAs run, kb + 1's stage and
-          // scale addresses are worked out and its full barrier is tested (not waited on); after kb's release it is
-          // waited for only if that test failed, so a late stage never holds back the release of the one before
-          // it (3-stage rings, memory-bound shapes), and its scales are read before kb's promotion, so the loads
-          // land during the FFMAs (read right before the next WGMMAs, they stalled them).
-          // BM 256 over several waves of tiles (a 3-stage ring, compute-bound) waits for kb + 1 and reads its
-          // scales while kb's last wave runs (v7a): 2-3% faster there than testing first, which is 3-7% faster in
-          // a single wave (memory-bound) and for BM 64 / 128 (bench/NOTES.md, "v7").
-          const bool wait_early = W > 1 && p.wait_early != 0;
+          // are the tile's base + a stage offset (uniform registers). While kb's (last wave of) WGMMAs run, kb + 1's
+          // stage and scale addresses are worked out and its full barrier tested, not waited on: if it has landed
+          // its scales are read there too; if not, it is waited for after kb's release, so a late stage never holds
+          // back the release of the one before it (3-stage rings, memory-bound shapes), and its scales are read
+          // before kb's promotion (read right before the next WGMMAs, they stalled them). bench/NOTES.md, "v7".
           uint32_t cur = 0, sa_next = 0, sb_next = 0;  // stage and scale addresses of the K block issued next
           float sa_lo0 = 0.0f, sa_hi0 = 0.0f, sb0 = 0.0f, sb1 = 0.0f;  // its wave-0 row scales and B scales
           auto locate = [&](int32_t kb) {  // K block kb is in `stage`: its addresses; advance the ring
@@ -751,12 +746,8 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
               for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
               if (j == W - 1 && next) {
                 locate(kb + 1);
-                if (wait_early) {
-                  ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
-                  read_scales();
-                } else {
-                  landed = ptx::mbarrier_test_wait_parity(bar_full + stage * 8, phase);
-                }
+                landed = ptx::mbarrier_test_wait_parity(bar_full + stage * 8, phase);
+                if (landed) read_scales();
               }
               ptx::wgmma_wait<0>();
 #pragma unroll
@@ -765,8 +756,8 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
                 if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
                 ptx::mbarrier_arrive_if(bar_empty + st * 8, lane == 0);
                 if (mcast) ptx::mbarrier_arrive_cluster_if(bar_empty + st * 8, rank ^ 1u, lane == 0);
-                if (!wait_early && next) {
-                  if (!landed) ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
+                if (next && !landed) {
+                  ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
                   read_scales();
                 }
               }
@@ -1068,9 +1059,9 @@ double us_per_k_block(int bm, int bn) {
   // BM 64 (v7 sweep, one wave): the K block's time grows with the bytes each SM loads (A's 8 KB + BN x 128 B),
   // so m64n16 over 132 SMs beat m64n32 over 66 at 64x2112x7168 (14.8 vs 15.7 us).
   if (bm == 64) return bn <= 16 ? 0.30 : bn <= 32 ? 0.32 : bn <= 56 ? 0.333 : bn <= 96 ? 0.37 : 0.40;
-  // m128n128 (v7 sweep, 4096x2112x7168): .mcA 130 us in 5 waves beat m256n128.mcA's 137 in 3 (a third wave 18%
-  // full): 0.57x m256's time per K block, where 0.59 had it lose by a hair.
-  return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : 0.56;
+  // (m128n128 at 0.56 would pick m128n128.mcA for 4096x2112x7168, 130 vs 137 us, but also turn the prefill's
+  // grouped GEMMs over 256 experts from m128n128.mcA to m128n128: 1.64 -> 1.85 ms each. bench/NOTES.md, "v7".)
+  return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : 0.59;
 }
 
 double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
@@ -1275,7 +1266,6 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   // Units of work (masked: at most, every group full); the launch needs no more clusters than units.
   const int64_t mb = (p.m + ki.bm - 1) / ki.bm, nb = (p.n + ki.bn - 1) / ki.bn;
   const int64_t units = (c.mc == kMcB ? (mb + 1) / 2 : mb) * (c.mc == kMcA ? (nb + 1) / 2 : nb) * (p.kind == Fp8GemmKind::Masked ? p.groups : 1);
-  kp.wait_early = units > clusters ? 1 : 0;
   if (p.kind != Fp8GemmKind::Masked) clusters = std::min<int64_t>(clusters, units);
   if (clusters < 1) clusters = 1;
   cudaError_t e = ki.launch(dim3(static_cast<unsigned>(clusters * cs)), cs, stream, maps, kp);
