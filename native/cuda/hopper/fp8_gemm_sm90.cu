@@ -11,16 +11,19 @@
 //    faster); otherwise all 32 lanes copy the K block's scales with 4-byte cp.async and arrive on `full`
 //    when they land (cp.async.mbarrier.arrive.noinc).
 //  - Math warpgroups: wait `full`, issue 4 WGMMAs m64nBNk32 (e4m3, fp32 accumulate) into a partial
-//    accumulator, wait for them, release the stage on `empty` (also on the cluster peer's barrier when the
-//    stage was filled by multicast), then promote: acc += partial * aScale[row] * bScale[col block] on the
-//    CUDA cores (DeepSeek-V3's fp32 promotion every 128 K). With two math warpgroups one promotes while
-//    the other's WGMMAs run; m64n128 alternates two partial accumulators instead (kb's WGMMAs run while
+//    accumulator (while they run, test the next stage's `full` and work out its addresses), wait for them,
+//    release the stage on `empty` (also on the cluster peer's barrier when the stage was filled by multicast),
+//    then promote: acc += partial * aScale[row] * bScale[col block] on the CUDA cores (DeepSeek-V3's fp32
+//    promotion every 128 K). Two math warpgroups issue their WGMMAs side by side (taking turns measured 30%
+//    slower: bench/NOTES.md, "v7"); m64n128 alternates two partial accumulators (kb's WGMMAs run while
 //    kb - 1 is released and promoted).
 //  - Epilogue: bf16 through shared memory (stmatrix into the TMA store's swizzled layout), then a TMA
 //    store per warpgroup that overlaps the next tile's main loop. Tiles with rows the op must not write
 //    (contiguous padding rows, masked rows past maskedM) are copied out row-masked with 16-byte stores.
 //  - Persistent grid over the SMs; units of work are tiles, or pairs of tiles on a 2-CTA cluster that share
-//    the A tile (pair along N: each CTA loads half of A and multicasts it) or the B tile (pair along M).
+//    the A tile (pair along N: each CTA loads half of A and multicasts it) or the B tile (pair along M), or
+//    one BM 64 tile whose K blocks a pair splits (split-K: the second CTA's fp32 partial sums are added in the
+//    first's shared memory, through distributed shared memory; for few-tile shapes).
 //    A rasterizing scheduler orders units in bands of N for L2 reuse; the contiguous layout reads each M
 //    block's expert from mIndices (an M block holding several experts is computed once per expert, writing
 //    only that expert's rows); the masked layout walks the groups' maskedM.
