@@ -312,6 +312,21 @@ __device__ __forceinline__ int4 ld_shared_u32x4(uint32_t addr) {
   return v;
 }
 
+// One K block's 4 WGMMAs m64nBNk32 into P (D = A * B, then += for k32 steps 2-4), committed as one group: the
+// descriptors of A's and B's 128-byte rows advance 32 bytes (2 units of 16) per step. The operand fences keep
+// the compiler from touching P across the asynchronous WGMMAs.
+template <int BN>
+__device__ __forceinline__ void wgmma_k_block(float (&P)[BN / 2], uint64_t da, uint64_t db) {
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
+  ptx::wgmma_fence();
+#pragma unroll
+  for (int k = 0; k < 4; ++k) ptx::WgmmaE4M3<BN>::mma(P, da + 2 * k, db + 2 * k, k > 0);
+  ptx::wgmma_commit();
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
+}
+
 // BM 256: a spare warp of the producer warpgroup walks this CTA's units as the producer does and reports bad
 // maskedM / mIndices values (the producer, at 40 registers, does not carry the reporting code).
 template <int BM, int BN>
@@ -640,15 +655,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
           float q00 = 0.0f, q01 = 0.0f, q10 = 0.0f, q11 = 0.0f;  // the scales of the K block in flight
           uint32_t fly_stage = 0;                                // and its stage
           auto issue = [&](float(&P)[BN / 2], uint32_t st) {
-            const uint64_t da = desc_a0 + st * (T::kABytes >> 4), db = desc_b0 + st * (T::kBBytes >> 4);
-#pragma unroll
-            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
-            ptx::wgmma_fence();
-#pragma unroll
-            for (int k = 0; k < 4; ++k) ptx::WgmmaE4M3<BN>::mma(P, da + 2 * k, db + 2 * k, k > 0);  // +32 B per k32
-            ptx::wgmma_commit();
-#pragma unroll
-            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
+            wgmma_k_block<BN>(P, desc_a0 + st * (T::kABytes >> 4), desc_b0 + st * (T::kBBytes >> 4));
           };
           auto retire = [&](float(&P)[BN / 2], bool last) {  // after the wait_group that completed P's K block
 #pragma unroll
@@ -738,15 +745,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
                 sa_lo[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j) * 16);
                 sa_hi[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j + 8) * 16);
               }
-              const uint64_t da = desc_a0 + st * (T::kABytes >> 4) + j * (64 * 128 >> 4);
-#pragma unroll
-              for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
-              ptx::wgmma_fence();
-#pragma unroll
-              for (int k = 0; k < 4; ++k) ptx::WgmmaE4M3<BN>::mma(part, da + 2 * k, db + 2 * k, k > 0);  // +32 B per k32
-              ptx::wgmma_commit();
-#pragma unroll
-              for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+              wgmma_k_block<BN>(part, desc_a0 + st * (T::kABytes >> 4) + j * (64 * 128 >> 4), db);
               if (j == W - 1 && next) {
                 locate(kb + 1);
                 landed = ptx::mbarrier_test_wait_parity(bar_full + stage * 8, phase);
