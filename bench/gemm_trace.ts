@@ -2,6 +2,9 @@
 // native side makes CTA 0 of each (uncaptured) launch stamp clock64 at every pipeline step and appends the
 // stamps to <file>; this script runs each shape once warm and once after a 256 MB L2 flush, then prints the
 // medians over the steady-state steps of the flushed run (ns):
+// (Since v7 the consumer reads K block kb + 1's scales, its "full wait done" stamp, while kb's last wave runs or
+// right after kb's release, i.e. before kb's promotion: `wait` is then negative and `mma` includes the previous
+// block's promotion; `period` is unchanged.)
 //   period   consumer: one K block (full wait done -> next full wait done)
 //   wait     consumer: time blocked on the full barrier (promotion done -> full wait done)
 //   mma      consumer: 4 WGMMAs + wait_group 0 (full wait done -> wgmma done, all waves)

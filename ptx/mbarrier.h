@@ -14,11 +14,6 @@ __device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t count) {
 // fence.mbarrier_init.release.cluster;  (makes the inits visible to the cluster, e.g. to multicast TMA)
 __device__ __forceinline__ void fence_mbarrier_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
 
-// mbarrier.arrive.shared::cta.b64 _, [bar];
-__device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-
 // @p mbarrier.arrive.shared::cta.b64 _, [bar];  with p = pred: one predicated instruction, no branch around it
 // (the release of a pipeline stage by one lane of each consumer warp).
 __device__ __forceinline__ void mbarrier_arrive_if(uint32_t bar, bool pred) {
