@@ -33,8 +33,10 @@ def parse(lines):
 
 
 def short(name):
-    m = re.search(r'kernelILi(\d+)ELi(\d+)ELi(\d+)E', name)  # <BM, BN, KS>; KS 2: a split-K pair's kernel
-    return f'm{m.group(1)}n{m.group(2)}' + ('.splitK' if m.group(3) == '2' else '') if m else name[:40]
+    m = re.search(r'kernelILi(\d+)ELi(\d+)ELi(\d+)E(Lb1E)?', name)  # <BM, BN, KS, DEEP>; KS 2: a split-K pair's kernel
+    if not m:
+        return name[:40]
+    return f'm{m.group(1)}n{m.group(2)}' + ('s4' if m.group(4) else '') + ('.splitK' if m.group(3) == '2' else '')
 
 
 for idx, (name, lines) in enumerate(funcs.items()):
@@ -60,7 +62,7 @@ for idx, (name, lines) in enumerate(funcs.items()):
             c = collections.Counter(o if o.split('.')[0] in ('WARPGROUP', 'SYNCS', 'QGMMA', 'DEPBAR', 'BAR') else o.split('.')[0] for _, _, o in loop)
             # instructions from the last QGMMA's wait (first WARPGROUP.DEPBAR after it) to the loop's end
             mix = f' loop {len(loop)} ins [{start_addr:#x}, {ins[back][0]:#x}]: ' + ', '.join(f'{o} {n}' for o, n in c.most_common())
-            if flt or k in ('m64n32', 'm64n128', 'm256n128', 'm64n16', 'm128n128'):
+            if flt or k in ('m64n32', 'm64n128', 'm256n128', 'm256n128s4', 'm64n16', 'm128n128'):
                 with open(f'{prefix}_{k}_loop.txt', 'w') as f:
                     f.write('\n'.join(f'{a:#06x} {t}' for a, t, _ in loop) + '\n')
     if flt or k in ('m64n32', 'm64n128', 'm256n128'):

@@ -3,30 +3,30 @@
 // One CTA = one or two math warpgroups (64 rows each with BM 64 / 128; 128 rows as two m64 waves each with
 // BM 256) + a producer warp, alone in the last warpgroup: 256 threads with BM 64, 288 with BM 128, 384 with
 // BM 256 (whose producer warpgroup gives registers to the math warpgroups by setmaxnreg 40 / 232).
-//  - Producer: per 128-wide K block, lane 0 issues the TMA loads of the A tile (BM x 128 B) and the B tile
-//    (BN x 128 B) into a stage of the shared-memory ring, completing on the stage's `full` barrier. The
-//    scales come from the row-major [rows, K/128] (A) and [groups, N/128, K/128] (B) matrices, no transpose
-//    pass: by TMA, every 4th K block, one box of BM rows x 4 K blocks (16 B per row) and one of the tile's
-//    two B-scale rows x 4 K blocks, into a ring of scale slots (needs K/128 % 4 == 0; the host picks it where it measured
-//    faster); otherwise all 32 lanes copy the K block's scales with 4-byte cp.async and arrive on `full`
-//    when they land (cp.async.mbarrier.arrive.noinc).
-//  - Math warpgroups: wait `full`, issue 4 WGMMAs m64nBNk32 (e4m3, fp32 accumulate) into a partial
-//    accumulator (while they run, test the next stage's `full` and work out its addresses), wait for them,
-//    release the stage on `empty` (also on the cluster peer's barrier when the stage was filled by multicast),
-//    then promote: acc += partial * aScale[row] * bScale[col block] on the CUDA cores (DeepSeek-V3's fp32
-//    promotion every 128 K). Two math warpgroups issue their WGMMAs side by side (taking turns measured 30%
-//    slower: bench/NOTES.md, "v7"); m64n128 alternates two partial accumulators (kb's WGMMAs run while
-//    kb - 1 is released and promoted).
-//  - Epilogue: bf16 through shared memory (stmatrix into the TMA store's swizzled layout), then a TMA
-//    store per warpgroup that overlaps the next tile's main loop. Tiles with rows the op must not write
+//  - Producer: per 128-wide K block, lane 0 issues the TMA loads of the A tile (BM x 128 B) and the B tile (BN x 128
+//    B) into a stage of the shared-memory ring, completing on the stage's `full` barrier. The scales come from the
+//    row-major [rows, K/128] (A) and [groups, N/128, K/128] (B) matrices, no transpose pass: by TMA, every 4th K
+//    block, one box of BM rows x 4 K blocks (16 B per row) and one of the tile's two B-scale rows x 4 K blocks, into
+//    a ring of scale slots (needs K/128 % 4 == 0; the host picks it where it measured faster); otherwise all 32 lanes
+//    copy the K block's scales with 4-byte cp.async and arrive on `full` when they land
+//    (cp.async.mbarrier.arrive.noinc).
+//  - Math warpgroups: wait `full`, issue 4 WGMMAs m64nBNk32 (e4m3, fp32 accumulate) into a partial accumulator (while
+//    they run, test the next stage's `full` and work out its addresses), wait for them, release the stage on `empty`
+//    (also on the cluster peer's barrier when the stage was filled by multicast), then promote: acc += partial *
+//    aScale[row] * bScale[col block] on the CUDA cores (DeepSeek-V3's fp32 promotion every 128 K). Two math
+//    warpgroups issue their WGMMAs side by side (taking turns measured 30% slower: bench/NOTES.md, "v7"); m64n128
+//    alternates two partial accumulators (kb's WGMMAs run while kb - 1 is released and promoted).
+//  - Epilogue: bf16 through shared memory (stmatrix into the TMA store's swizzled layout), then a TMA store per
+//    warpgroup that overlaps the next tile's main loop. The deep BM 256 variant (m256n128s4, v8) stages one 64 x 64
+//    chunk at a time, which buys its ring a 4th stage (picked for K >= 7168). Tiles with rows the op must not write
 //    (contiguous padding rows, masked rows past maskedM) are copied out row-masked with 16-byte stores.
-//  - Persistent grid over the SMs; units of work are tiles, or pairs of tiles on a 2-CTA cluster that share
-//    the A tile (pair along N: each CTA loads half of A and multicasts it) or the B tile (pair along M), or
-//    one BM 64 tile whose K blocks a pair splits (split-K: the second CTA's fp32 partial sums are added in the
-//    first's shared memory, through distributed shared memory; for few-tile shapes).
-//    A rasterizing scheduler orders units in bands of N for L2 reuse; the contiguous layout reads each M
-//    block's expert from mIndices (an M block holding several experts is computed once per expert, writing
-//    only that expert's rows); the masked layout walks the groups' maskedM.
+//  - Persistent grid over the SMs (the fewest clusters that take the units in as many waves); units of work are
+//    tiles, or pairs of tiles on a 2-CTA cluster that share the A tile (pair along N: each CTA loads half of A and
+//    multicasts it) or the B tile (pair along M), or one BM 64 tile whose K blocks a pair splits (split-K: the second
+//    CTA's fp32 partial sums are added in the first's shared memory, through distributed shared memory; for few-tile
+//    shapes). A rasterizing scheduler orders units in bands of N for L2 reuse; the contiguous layout reads each M
+//    block's expert from mIndices (an M block holding several experts is computed once per expert, writing only that
+//    expert's rows); the masked layout walks the groups' maskedM.
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -108,13 +108,15 @@ constexpr int kBand = 8;            // units per raster band along N
 // branches (it does, for every kernel), and the producer must fit 40 registers (bench/NOTES.md, "v4").
 constexpr int kProducerRegs = 40, kMathRegs = 232;
 
-template <int BM, int BN, int KS = 1>
+// DEEP (BM 256): one more pipeline stage, paid for by staging D one 64 x 64 chunk at a time (v8).
+template <int BM, int BN, int KS = 1, bool DEEP = false>
 struct Traits {
   static_assert(BM == 64 || BM == 128 || BM == 256, "BM is 64 (one math warpgroup), 128 or 256 (two)");
   static_assert(BN % 8 == 0 && BN >= 16 && BN <= (BM == 64 ? 192 : 128), "BN is a multiple of 8 in [16, 192] (128 with two math warpgroups)");
   static constexpr int kMathWG = BM == 64 ? 1 : 2;
   // KS 2: the kernel runs as a split-K pair (kSplitK), with a buffer for the partner's fp32 partial sums.
   static_assert(KS == 1 || (KS == 2 && BM == 64), "split-K pairs are BM 64");
+  static_assert(!DEEP || BM == 256, "the deep ring is a BM 256 variant");
   static constexpr int kRedBytes = KS == 2 ? 64 * BN * 4 : 0;
   // m64 WGMMA waves per math warpgroup: BM 256 gives each warpgroup 128 rows as two waves that share one
   // partial accumulator (the B tile is read once per 256 rows: half the L2 traffic per FLOP of BM 128).
@@ -138,7 +140,11 @@ struct Traits {
   static constexpr int kDChunks = BN / kDChunkCols;
   static constexpr int kDChunkBytes = 64 * kDChunkCols * 2;
   static constexpr int kDWaveBytes = (kDChunks * kDChunkBytes + 127) / 128 * 128;
-  static constexpr int d_bytes_per_wg(int d_waves) { return (d_waves * kDWaveBytes + 1023) / 1024 * 1024; }
+  // A warpgroup stages its D in passes of `units` chunks: whole waves (units a multiple of kDChunks, each wave
+  // kDWaveBytes) or single chunks.
+  static constexpr int d_bytes_per_wg(int units) {
+    return ((units % kDChunks == 0 ? units / kDChunks * kDWaveBytes : units * kDChunkBytes) + 1023) / 1024 * 1024;
+  }
   // Scale slots, one layout for both paths: a slot holds, for 4 K blocks (column c at 4c), the A scales of the
   // BM rows (16 bytes per row) and the tile's two B-scale blocks (+0, +16; 128-byte slots: TMA destinations).
   //  - By TMA (K/128 % 4 == 0): one A box (BM rows x 16 B, K blocks [kb & ~3, +4) of the row-major
@@ -153,23 +159,32 @@ struct Traits {
   static constexpr int kSaSlotBytes = BM * 16, kSbSlotBytes = 128;
   static constexpr int cp_slots(int s) { return (s + 3) / 4; }
   static constexpr int tma_slots(int s) { return (s + 6) / 4; }
-  static constexpr int smem_for(int s, bool tma, int d_waves) {
-    return s * (kABytes + kBBytes) + kMathWG * d_bytes_per_wg(d_waves) + kRedBytes + (tma ? tma_slots(s) : cp_slots(s)) * (kSaSlotBytes + kSbSlotBytes) +
+  static constexpr int smem_for(int s, bool tma, int d_units) {
+    return s * (kABytes + kBBytes) + kMathWG * d_bytes_per_wg(d_units) + kRedBytes + (tma ? tma_slots(s) : cp_slots(s)) * (kSaSlotBytes + kSbSlotBytes) +
            s * 16 + 16 + 1024;  // + barriers (and the split-K pair's two), + alignment slack
   }
-  static constexpr int stages_fit(int d_waves) {
+  static constexpr int stages_fit(int d_units) {
     int best = 0;
     for (int s = 1; s <= 16; ++s)
-      if (smem_for(s, false, d_waves) <= kSmemLimit) best = s;
+      if (smem_for(s, false, d_units) <= kSmemLimit) best = s;
     return best;
   }
-  // D buffers per warpgroup: one per wave, or, where that buys a stage (BM 256 x BN 112: 4 stages instead of 3),
-  // one that the warpgroup's waves fill and store in turn.
-  static constexpr int kDWaves = kWaves > 1 && stages_fit(1) > stages_fit(kWaves) ? 1 : kWaves;
-  static constexpr int kDBytesPerWG = d_bytes_per_wg(kDWaves);
-  static constexpr int kStages = stages_fit(kDWaves);
+  // D chunks staged per pass: all of the warpgroup's (one buffer per wave), or, where that buys a stage, one wave's
+  // (BM 256 x BN 112: 4 stages instead of 3), or with DEEP one chunk (BM 256 x BN 128: 4 stages instead of 3, for
+  // four store passes per tile), each pass waiting until the TMA store of the previous one has read its buffer.
+  static constexpr int pick_d_units() {
+    int best = kWaves * kDChunks, best_s = stages_fit(best);
+    if (kWaves > 1 && stages_fit(kDChunks) > best_s) best = kDChunks, best_s = stages_fit(kDChunks);
+    if (DEEP && kDChunks > 1 && stages_fit(1) > best_s) best = 1;
+    return best;
+  }
+  static constexpr int kDUnits = pick_d_units();
+  static constexpr int kDWaves = kDUnits / kDChunks;  // waves per pass; 0: one chunk per pass (DEEP)
+  static constexpr int kDBytesPerWG = d_bytes_per_wg(kDUnits);
+  static constexpr int kStages = stages_fit(kDUnits);
   static_assert(kStages >= 3, "tile too large for the shared-memory ring");
-  static constexpr bool kScalesTma = smem_for(kStages, true, kDWaves) <= kSmemLimit;  // the TMA scale ring fits too
+  static_assert(!DEEP || kStages > Traits<BM, BN, KS>::kStages, "DEEP buys no stage for this tile");
+  static constexpr bool kScalesTma = smem_for(kStages, true, kDUnits) <= kSmemLimit;  // the TMA scale ring fits too
   static constexpr int kTmaSlots = tma_slots(kStages);
   static constexpr int kScaleSlots = kScalesTma ? kTmaSlots : cp_slots(kStages);  // slots in shared memory
   // Layout (offsets from the 1024-aligned base).
@@ -346,10 +361,10 @@ __device__ __forceinline__ void report_indices(const Params& p, uint32_t rank, i
 // the scheduler's cursor) waits in a small stash in shared memory through the K loop and is re-read at the
 // K block that needs it, so nothing derived from it (byte counts, box predicates, 64-bit row pointers) is
 // hoisted into registers for the whole loop; the scale copy loop is not unrolled.
-template <int BM, int BN>
+template <int BM, int BN, bool DEEP>
 __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUtensorMap* tm_b, const CUtensorMap* tm_sa, const CUtensorMap* tm_sb,
                                              const Params& p, uint32_t smem, uint32_t rank, int32_t cluster_id, int32_t num_clusters, bool scales_tma) {
-  using T = Traits<BM, BN>;
+  using T = Traits<BM, BN, 1, DEEP>;
   constexpr int S = T::kStages;
   const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
   const uint32_t stash = smem + T::kOffStash;  // [0] the scheduler's cursor, [16] unit, prev, row0, group, [32] n_block
@@ -443,12 +458,12 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
   }
 }
 
-template <int BM, int BN, int KS>
-__global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
+template <int BM, int BN, int KS, bool DEEP>
+__global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
     fp8_gemm_sm90_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
                          const __grid_constant__ CUtensorMap tm_d, const __grid_constant__ CUtensorMap tm_sa,
                          const __grid_constant__ CUtensorMap tm_sb, const Params p) {
-  using T = Traits<BM, BN, KS>;
+  using T = Traits<BM, BN, KS, DEEP>;
   constexpr int S = T::kStages;
   extern __shared__ uint8_t smem_raw[];
   // Everything in shared memory is addressed by 32-bit shared-window addresses from one 1024-aligned base.
@@ -506,7 +521,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
     // ---------------- producer warpgroup ----------------
     if constexpr (T::kRegMove) {
       ptx::setmaxnreg_dec<kProducerRegs>();
-      if (warp == T::kMathWG * 4) produce_lean<BM, BN>(&tm_a, &tm_b, &tm_sa, &tm_sb, p, smem, rank, cluster_id, num_clusters, scales_tma);
+      if (warp == T::kMathWG * 4) produce_lean<BM, BN, DEEP>(&tm_a, &tm_b, &tm_sa, &tm_sb, p, smem, rank, cluster_id, num_clusters, scales_tma);
       else if (warp == T::kMathWG * 4 + 1) report_indices<BM, BN>(p, rank, cluster_id, num_clusters);
     } else if (warp == T::kMathWG * 4) {
       Scheduler<BM, BN> sched(p);
@@ -703,11 +718,14 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
         } else {
           // v7: K block kb's chain is its WGMMAs -> wait -> release -> promotion -> kb + 1's WGMMAs. The descriptors
           // are the tile's base + a stage offset (uniform registers). While kb's (last wave of) WGMMAs run, kb + 1's
-          // stage and scale addresses are worked out and its full barrier tested, not waited on: if it has landed
-          // its scales are read there too; if not, it is waited for after kb's release, so a late stage never holds
-          // back the release of the one before it (3-stage rings, memory-bound shapes), and its scales are read
-          // before kb's promotion (read right before the next WGMMAs, they stalled them). bench/NOTES.md, "v7".
+          // stage, scale addresses and descriptors are worked out (v8: the descriptors too; ptxas had put them between
+          // the promotion and the next WGMMAs: m256n128s4 4% fewer cycles) and its full barrier tested, not waited on:
+          // if it has landed its scales are read there too; if not, it is waited for after kb's release, so a late
+          // stage never holds back the release of the one before it (3-stage rings, memory-bound shapes), and its
+          // scales are read before kb's promotion (read right before the next WGMMAs, they stalled them).
+          // bench/NOTES.md, "v7".
           uint32_t cur = 0, sa_next = 0, sb_next = 0;  // stage and scale addresses of the K block issued next
+          uint64_t da_next = 0, db_next = 0;           // and its WGMMA descriptors
           float sa_lo0 = 0.0f, sa_hi0 = 0.0f, sb0 = 0.0f, sb1 = 0.0f;  // its wave-0 row scales and B scales
           auto locate = [&](int32_t kb) {  // K block kb is in `stage`: its addresses; advance the ring
             if (scales_tma && (kb & 3) == 0) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
@@ -715,6 +733,8 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
             sa_next = sm_sa + slot * T::kSaSlotBytes + col * 4;
             sb_next = sm_sb + slot * T::kSbSlotBytes + col * 4;
             cur = stage;
+            da_next = desc_a0 + stage * (T::kABytes >> 4);
+            db_next = desc_b0 + stage * (T::kBBytes >> 4);
           };
           auto read_scales = [&]() {  // after the full wait of `cur`
             if (DSK_TRM && astep < kTraceSteps) DSK_TRM[kTraceCons + 3 * astep] = clock64();
@@ -736,7 +756,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
             const float cb0 = sb0, cb1 = sb1;
             float sa_lo[W], sa_hi[W];
             sa_lo[0] = sa_lo0, sa_hi[0] = sa_hi0;
-            const uint64_t db = desc_b0 + st * (T::kBBytes >> 4);
+            const uint64_t da = da_next, db = db_next;
             const bool next = kb + 1 < kb_end;
             bool landed = false;
 #pragma unroll
@@ -745,7 +765,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
                 sa_lo[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j) * 16);
                 sa_hi[j] = ld_shared_f32(sa_stage + (row_lo + 64 * j + 8) * 16);
               }
-              wgmma_k_block<BN>(part, desc_a0 + st * (T::kABytes >> 4) + j * (64 * 128 >> 4), db);
+              wgmma_k_block<BN>(part, da + j * (64 * 128 >> 4), db);
               if (j == W - 1 && next) {
                 locate(kb + 1);
                 landed = ptx::mbarrier_test_wait_parity(bar_full + stage * 8, phase);
@@ -785,11 +805,12 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
         }
         if constexpr (KS == 2) {
           // Split-K pair: the second CTA writes its partial sums into the first's buffer (thread t of each holds
-          // the same elements), the first adds them to its own and stores the tile. Two mbarriers: written
-          // (release / acquire at cluster scope, so the remote stores are seen) and read (the buffer is free).
+          // the same elements), the first adds them to its own and stores the tile. Two mbarriers, both released and
+          // acquired at cluster scope: written (the remote stores are seen) and read (the first's loads of the buffer
+          // are done before the second overwrites it with the next tile's sums).
           const uint32_t red = smem + T::kOffRed + wt * 4;
           if (rank == 1) {
-            ptx::mbarrier_wait_parity(bar_red + 8, red_phase ^ 1);  // the previous tile's sums were read
+            ptx::mbarrier_wait_parity_acquire_cluster(bar_red + 8, red_phase ^ 1);  // the previous tile's sums were read
             const uint32_t remote = ptx::map_shared_cluster(red, 0);
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::st_shared_cluster_f32(remote + i * 512, acc[0][i]);
@@ -798,7 +819,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
             ptx::mbarrier_wait_parity_acquire_cluster(bar_red, red_phase);
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) acc[0][i] += ld_shared_f32(red + i * 512);
-            ptx::mbarrier_arrive_cluster(bar_red + 8, 1);
+            ptx::mbarrier_arrive_release_cluster(ptx::map_shared_cluster(bar_red + 8, 1));
           }
           red_phase ^= 1;
         }
@@ -814,7 +835,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
         for (int q = 0; q < 2 * W; ++q) any |= wmask[q];
         if (static_cast<int64_t>(t.n_block) * BN < p.n && any != 0 && (KS == 1 || rank == 0)) {
           const uint32_t d_wg = sm_d + wg * T::kDBytesPerWG;
-          // d_addr(slot, row, col): slot = the wave's D buffer within the warpgroup's
+          // d_addr(slot, row, col): slot = the wave's D buffer within the warpgroup's (DEEP: 0, col within the chunk)
           auto d_addr = [&](int slot, int row, int col) -> uint32_t {
             const int chunk = col / T::kDChunkCols, granule = (col % T::kDChunkCols) / 8;
             int swz = 0;
@@ -830,58 +851,96 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS>::kThreads, 1)
           const int mj = static_cast<int>(lane / 8);
           const int st_row = static_cast<int>(w * 16) + (mj & 1) * 8 + static_cast<int>(lane & 7);
           const int32_t col0 = t.n_block * BN;
-          // One pass per fill of the D buffers: all waves at once, or (kDWaves == 1) one wave after the other,
-          // each pass waiting until the previous pass's TMA store has read the buffer.
+          if constexpr (T::kDWaves == 0) {
+            // DEEP (v8): one 64 x CW chunk at a time through a single chunk buffer (4 passes for BM 256 x BN 128), each
+            // waiting until the previous chunk's TMA store has read the buffer. (Writing the other kernels' passes the
+            // same way, per chunk, measured 2-7% slower for them: they keep the per-wave passes below.)
+            constexpr int CI = T::kDChunkCols / 8;
+            static_assert(CI % 2 == 0, "whole stmatrix x4 blocks per chunk");
 #pragma unroll
-          for (int j0 = 0; j0 < W; j0 += T::kDWaves) {
-            if (wt == 0 && store_pending) ptx::tma_store_wait_read<0>();
-            ptx::bar_sync(1 + wg, 128);
+            for (int q = 0; q < W * T::kDChunks; ++q) {
+              const int j = q / T::kDChunks, c = q % T::kDChunks;
+              if (wt == 0 && store_pending) ptx::tma_store_wait_read<0>();
+              ptx::bar_sync(1 + wg, 128);
 #pragma unroll
-            for (int j = j0; j < j0 + T::kDWaves; ++j) {
-#pragma unroll
-              for (int i = 0; i + 1 < BN / 8; i += 2) {
-                ptx::stmatrix_x4(d_addr(j - j0, st_row, 8 * (i + (mj >> 1))), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]),
+              for (int i = c * CI; i < (c + 1) * CI; i += 2)
+                ptx::stmatrix_x4(d_addr(0, st_row, 8 * (i - c * CI + (mj >> 1))), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]),
                                  pack(acc[j][4 * i + 4], acc[j][4 * i + 5]), pack(acc[j][4 * i + 6], acc[j][4 * i + 7]));
-              }
-              if constexpr ((BN / 8) % 2 == 1) {
-                constexpr int i = BN / 8 - 1;
-                ptx::stmatrix_x2(d_addr(j - j0, st_row, 8 * i), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]));
-              }
-            }
-            ptx::fence_proxy_async_smem();
-            ptx::bar_sync(1 + wg, 128);
-            bool stored = false;
-#pragma unroll
-            for (int j = j0; j < j0 + T::kDWaves; ++j) {
+              ptx::fence_proxy_async_smem();
+              ptx::bar_sync(1 + wg, 128);
               const uint32_t m_lo = wmask[2 * j], m_hi = wmask[2 * j + 1];
               if ((m_lo | m_hi) == 0) continue;
               const int32_t wave_row0 = t.row0 + wg_rows + 64 * j;
-              const bool full_tile = p.kind == Fp8GemmKind::Normal || (m_lo == 0xffffffffu && m_hi == 0xffffffffu);
-              if (full_tile) {
+              if (p.kind == Fp8GemmKind::Normal || (m_lo == 0xffffffffu && m_hi == 0xffffffffu)) {
                 if (wt == 0) {
-#pragma unroll
-                  for (int c = 0; c < T::kDChunks; ++c)
-                    ptx::tma_store_2d(&tm_d, d_wg + (j - j0) * T::kDWaveBytes + c * T::kDChunkBytes, col0 + c * T::kDChunkCols, wave_row0);
-                  stored = true;
+                  ptx::tma_store_2d(&tm_d, d_wg, col0 + c * T::kDChunkCols, wave_row0);
+                  ptx::tma_store_commit();
+                  store_pending = true;
                 }
               } else {
-                // Row-masked copy: 16-byte granules of the rows this pass owns.
-                constexpr int kGranules = BN / 8;
-                for (int idx = static_cast<int>(wt); idx < 64 * kGranules; idx += 128) {
-                  const int r = idx / kGranules, jj = idx % kGranules;
-                  const uint32_t bits = r < 32 ? m_lo : m_hi;
-                  const int32_t col = col0 + jj * 8;
-                  if (!((bits >> (r % 32)) & 1u) || col >= p.n) continue;
-                  uint4 v;
-                  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(d_addr(j - j0, r, jj * 8)));
-                  *reinterpret_cast<uint4*>(p.d + static_cast<int64_t>(wave_row0 + r) * p.n + col) = v;
+                for (int idx = static_cast<int>(wt); idx < 64 * CI; idx += 128) {  // row-masked 16-byte granules
+                  const int r = idx / CI, jj = idx % CI;
+                  const int32_t col = col0 + c * T::kDChunkCols + jj * 8;
+                  if (!(((r < 32 ? m_lo : m_hi) >> (r % 32)) & 1u) || col >= p.n) continue;
+                  *reinterpret_cast<int4*>(p.d + static_cast<int64_t>(wave_row0 + r) * p.n + col) = ld_shared_u32x4(d_addr(0, r, jj * 8));
                 }
               }
             }
-            if (stored) {
-              ptx::tma_store_commit();
-              store_pending = true;
+          } else {
+            // One pass per fill of the D buffers: all waves at once, or (kDWaves == 1) one wave after the other,
+            // each pass waiting until the previous pass's TMA store has read the buffer.
+#pragma unroll
+            for (int j0 = 0; j0 < W; j0 += T::kDWaves) {
+              if (wt == 0 && store_pending) ptx::tma_store_wait_read<0>();
+              ptx::bar_sync(1 + wg, 128);
+#pragma unroll
+              for (int j = j0; j < j0 + T::kDWaves; ++j) {
+#pragma unroll
+                for (int i = 0; i + 1 < BN / 8; i += 2) {
+                  ptx::stmatrix_x4(d_addr(j - j0, st_row, 8 * (i + (mj >> 1))), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]),
+                                   pack(acc[j][4 * i + 4], acc[j][4 * i + 5]), pack(acc[j][4 * i + 6], acc[j][4 * i + 7]));
+                }
+                if constexpr ((BN / 8) % 2 == 1) {
+                  constexpr int i = BN / 8 - 1;
+                  ptx::stmatrix_x2(d_addr(j - j0, st_row, 8 * i), pack(acc[j][4 * i], acc[j][4 * i + 1]), pack(acc[j][4 * i + 2], acc[j][4 * i + 3]));
+                }
+              }
+              ptx::fence_proxy_async_smem();
+              ptx::bar_sync(1 + wg, 128);
+              bool stored = false;
+#pragma unroll
+              for (int j = j0; j < j0 + T::kDWaves; ++j) {
+                const uint32_t m_lo = wmask[2 * j], m_hi = wmask[2 * j + 1];
+                if ((m_lo | m_hi) == 0) continue;
+                const int32_t wave_row0 = t.row0 + wg_rows + 64 * j;
+                const bool full_tile = p.kind == Fp8GemmKind::Normal || (m_lo == 0xffffffffu && m_hi == 0xffffffffu);
+                if (full_tile) {
+                  if (wt == 0) {
+#pragma unroll
+                    for (int c = 0; c < T::kDChunks; ++c)
+                      ptx::tma_store_2d(&tm_d, d_wg + (j - j0) * T::kDWaveBytes + c * T::kDChunkBytes, col0 + c * T::kDChunkCols, wave_row0);
+                    stored = true;
+                  }
+                } else {
+                  // Row-masked copy: 16-byte granules of the rows this pass owns.
+                  constexpr int kGranules = BN / 8;
+                  for (int idx = static_cast<int>(wt); idx < 64 * kGranules; idx += 128) {
+                    const int r = idx / kGranules, jj = idx % kGranules;
+                    const uint32_t bits = r < 32 ? m_lo : m_hi;
+                    const int32_t col = col0 + jj * 8;
+                    if (!((bits >> (r % 32)) & 1u) || col >= p.n) continue;
+                    uint4 v;
+                    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(d_addr(j - j0, r, jj * 8)));
+                    *reinterpret_cast<uint4*>(p.d + static_cast<int64_t>(wave_row0 + r) * p.n + col) = v;
+                  }
+                }
+              }
+              if (stored) {
+                ptx::tma_store_commit();
+                store_pending = true;
+              }
             }
+        
           }
         }
         if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile + 1] = clock64();
@@ -910,23 +969,24 @@ namespace {
 
 struct KernelInfo {
   int bm, bn, ks, stages, threads, smem;  // ks 2: runs only as a split-K pair
+  bool deep;        // the DEEP variant (one more stage, D staged a chunk at a time): named m<BM>n<BN>s<stages>
   bool scales_tma;  // its TMA scale ring fits beside the stages
   const void* fn;
   cudaError_t (*launch)(dim3 grid, int cs, cudaStream_t s, const CUtensorMap* maps, const Params&);
 };
 
-template <int BM, int BN, int KS>
+template <int BM, int BN, int KS, bool DEEP>
 cudaError_t launch_kernel(dim3 grid, int cs, cudaStream_t stream, const CUtensorMap* maps, const Params& p) {
-  using T = Traits<BM, BN, KS>;
+  using T = Traits<BM, BN, KS, DEEP>;
   ClusterLaunch l(grid, dim3(T::kThreads), T::kSmemBytes, stream, cs);
-  return cudaLaunchKernelEx(&l.cfg, fp8_gemm_sm90_kernel<BM, BN, KS>, maps[0], maps[1], maps[2], maps[3], maps[4], p);
+  return cudaLaunchKernelEx(&l.cfg, fp8_gemm_sm90_kernel<BM, BN, KS, DEEP>, maps[0], maps[1], maps[2], maps[3], maps[4], p);
 }
 
-template <int BM, int BN, int KS = 1>
+template <int BM, int BN, int KS = 1, bool DEEP = false>
 KernelInfo kernel_info() {
-  using T = Traits<BM, BN, KS>;
-  return {BM, BN, KS, T::kStages, T::kThreads, T::kSmemBytes, T::kScalesTma, reinterpret_cast<const void*>(&fp8_gemm_sm90_kernel<BM, BN, KS>),
-          &launch_kernel<BM, BN, KS>};
+  using T = Traits<BM, BN, KS, DEEP>;
+  return {BM, BN, KS, T::kStages, T::kThreads, T::kSmemBytes, DEEP, T::kScalesTma, reinterpret_cast<const void*>(&fp8_gemm_sm90_kernel<BM, BN, KS, DEEP>),
+          &launch_kernel<BM, BN, KS, DEEP>};
 }
 
 // The curated kernels (template instantiations). Keep this list short: each one is a full compile.
@@ -934,7 +994,7 @@ const std::vector<KernelInfo>& kernels() {
   static const std::vector<KernelInfo> k = {
       kernel_info<64, 16>(),  kernel_info<64, 32>(),   kernel_info<64, 56>(),   kernel_info<64, 96>(),
       kernel_info<64, 128>(), kernel_info<128, 96>(), kernel_info<128, 112>(), kernel_info<128, 128>(),
-      kernel_info<256, 112>(), kernel_info<256, 128>(), kernel_info<64, 32, 2>(), kernel_info<64, 64, 2>(),
+      kernel_info<256, 112>(), kernel_info<256, 128>(), kernel_info<256, 128, 1, true>(), kernel_info<64, 32, 2>(), kernel_info<64, 64, 2>(),
   };
   return k;
 }
@@ -953,7 +1013,7 @@ const std::vector<Config>& configs() {
       for (int mc : {kMcNone, kMcA, kMcB, kSplitK}) {
         if ((mc == kSplitK) != (ks[i].ks == 2)) continue;  // split-K kernels run only as pairs, the others never
         if (mc == kMcB && (ks[i].bn / 2) % 8 != 0) continue;  // half a B tile must be whole 8-row swizzle atoms
-        std::string name = "m" + std::to_string(ks[i].bm) + "n" + std::to_string(ks[i].bn) +
+        std::string name = "m" + std::to_string(ks[i].bm) + "n" + std::to_string(ks[i].bn) + (ks[i].deep ? "s" + std::to_string(ks[i].stages) : "") +
                            (mc == kMcA ? ".mcA" : mc == kMcB ? ".mcB" : mc == kSplitK ? ".splitK" : "");
         out.push_back({i, mc, name});
       }
@@ -1089,7 +1149,11 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   const double passes = p.kind == Fp8GemmKind::Contiguous && bm > 128
                             ? 1.0 + std::min(1.0, 128.0 * static_cast<double>(p.groups) / std::max(rows, 1.0))
                             : 1.0;
-  const double t_unit = K / 128.0 * us_per_k_block(ki.bm, ki.bn) * mc_gain * passes * (split ? 0.5 : 1.0) + 1.0 + (split ? 0.5 : 0.0);
+  // The deep BM 256 ring (v8, same run as m256n128): 2-4% less per K block at K >= 7168, about 0.5 us more per tile
+  // for its four store passes (4096x32768x512: 162 -> 178 us over 32 waves of 4 K blocks; equal at K = 2048).
+  const double deep = ki.deep ? 0.97 : 1.0;
+  const double t_unit = K / 128.0 * us_per_k_block(ki.bm, ki.bn) * deep * mc_gain * passes * (split ? 0.5 : 1.0) + 1.0 + (split ? 0.5 : 0.0) +
+                        (ki.deep ? 0.6 : 0.0);
   const double all_rows = rows * groups, b_groups = p.kind == Fp8GemmKind::Normal ? 1.0 : static_cast<double>(p.groups);
   const double bytes = all_rows * K + static_cast<double>(p.n) * K * b_groups + all_rows * static_cast<double>(p.n) * 2.0;
   const double t_loop = waves * t_unit, t_dram = bytes / 2.2e12 * 1e6;
@@ -1268,7 +1332,13 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   // Units of work (masked: at most, every group full); the launch needs no more clusters than units.
   const int64_t mb = (p.m + ki.bm - 1) / ki.bm, nb = (p.n + ki.bn - 1) / ki.bn;
   const int64_t units = (c.mc == kMcB ? (mb + 1) / 2 : mb) * (c.mc == kMcA ? (nb + 1) / 2 : nb) * (p.kind == Fp8GemmKind::Masked ? p.groups : 1);
-  if (p.kind != Fp8GemmKind::Masked) clusters = std::min<int64_t>(clusters, units);
+  if (p.kind != Fp8GemmKind::Masked) {
+    // The fewest clusters that still take the units in the same number of waves (e.g. 896 BM 256 tiles: 7 waves
+    // on 128 SMs as on 132): the same critical path, with fewer SMs drawing power (the clock holds higher) and
+    // pulling from L2. DeepGEMM sizes its grid the same way.
+    clusters = std::min<int64_t>(clusters, units);
+    if (clusters > 0) clusters = (units + (units + clusters - 1) / clusters - 1) / ((units + clusters - 1) / clusters);
+  }
   if (clusters < 1) clusters = 1;
   cudaError_t e = ki.launch(dim3(static_cast<unsigned>(clusters * cs)), cs, stream, maps, kp);
   if (e != cudaSuccess) fail(std::string("launch failed: ") + cudaGetErrorString(e), e);
