@@ -4,6 +4,7 @@ Run on the GPU machine beside `npm run bench:gemm`, with the anchors unpacked as
 docstring says (PYTHONPATH=/tmp/dg2, deepgemm_bench.py importable):
     python3 deepgemm_side.py warm PART NPARTS     # JIT-compile this part's kernels (run parts in parallel)
     python3 deepgemm_side.py time out.json        # time everything (cache warm), write JSON rows
+    python3 deepgemm_side.py hold S               # each shape back to back for S seconds (bench/gemm_clock.sh)
 Each row: DeepGEMM kernel time from the profiler's device timeline with a 256 MB L2 flush before each call
 (deepgemm_bench.py's method), the same calls timed as a CUDA graph of [flush, call] minus a graph of flushes
 (bench/harness.ts's method), and for the normal shapes torch._scaled_mm (cuBLASLt) by the profiler method.
@@ -90,6 +91,21 @@ def main():
                 fn()
                 torch.cuda.synchronize()
                 print('warm', s, flush=True)
+        return
+    if mode == 'hold':  # each shape back to back (no flush) for S seconds: clock / power sampling (gemm_clock.sh)
+        import time
+        for s in SHAPES:
+            fn, _ = setup(s)
+            fn()
+            torch.cuda.synchronize()
+            t0, calls = time.time(), 0
+            while time.time() - t0 < float(sys.argv[2]):
+                for _ in range(50):
+                    fn()
+                calls += 50
+                torch.cuda.synchronize()
+            label = f"{s['m']}x{s['n']}x{s['k']}" if s['kind'] == 'normal' else f"{s['kind'][0]}:{s['groups']}x{s['m']}x{s['n']}x{s['k']}"
+            print(f'hold {label} {int(t0 * 1000)} {int(time.time() * 1000)} {calls}', flush=True)
         return
     out, rows = sys.argv[2], []
     for s in SHAPES:

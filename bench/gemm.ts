@@ -5,6 +5,7 @@
 //
 //   node dist/bench/gemm.js [--json out.json] [--deepgemm dg.json] [--only normal|contiguous|masked]
 //                           [--config NAME] [--sweep [--configs a,b,...]] [--shapes i,j,...]
+//                           [--hold S] [--fp8-std A,B]
 //   (DSK_GEMM_EXTRA_SHAPES="MxNxK,..." adds normal shapes after the 25 of TARGETS.md)
 // --config forces one kernel configuration; --sweep times every configuration on every shape, each in a
 // child process (a failing one cannot take the others down), and reports the best per shape.
@@ -64,6 +65,11 @@ function label(s: Shape): string {
   return s.kind === 'normal' ? `${s.m}x${s.n}x${s.k}` : `${s.kind[0]}:${s.groups}x${s.m}x${s.n}x${s.k}`;
 }
 
+// --fp8-std A,B: the standard deviations of the normal values cast to e4m3 for A and B (default 1,1). DeepGEMM's
+// benchmark quantizes per 128-block to the full e4m3 range (amax -> 448), about std 160 / 110; a probe of whether
+// the kernel's time depends on the operands' bits (power).
+const FP8_STD = (arg('--fp8-std') ?? '1,1').split(',').map(Number);
+
 interface Operands {
   a: dsk.Tensor;
   sa: dsk.Tensor;
@@ -80,10 +86,10 @@ function operands(s: Shape, seed: number): Operands {
   const rows = s.groups * s.m;
   const kb = s.k / 128;
   const aShape = s.kind === 'masked' ? [s.groups, s.m, s.k] : [rows, s.k];
-  const a = dsk.randn(aShape, { seed, device: DEVICE }).cast('fp8e4m3');
+  const a = dsk.randn(aShape, { seed, device: DEVICE, std: FP8_STD[0] }).cast('fp8e4m3');
   const sa = dsk.rand([...aShape.slice(0, -1), kb], { seed: seed + 1, device: DEVICE, low: 0.01, high: 0.02 });
   const bShape = s.kind === 'normal' ? [s.n, s.k] : [s.groups, s.n, s.k];
-  const b = dsk.randn(bShape, { seed: seed + 2, device: DEVICE }).cast('fp8e4m3');
+  const b = dsk.randn(bShape, { seed: seed + 2, device: DEVICE, std: FP8_STD[1] }).cast('fp8e4m3');
   const sb = dsk.rand([...bShape.slice(0, -2), Math.ceil(s.n / 128), kb], { seed: seed + 3, device: DEVICE, low: 0.001, high: 0.002 });
   const out = dsk.empty(s.kind === 'masked' ? [s.groups, s.m, s.n] : [rows, s.n], { dtype: 'bf16', device: DEVICE });
   let run: () => void;
@@ -234,6 +240,18 @@ async function benchOurs(shapes: Shape[], withCublas: boolean, report: Report, d
       note: [err, clNote].filter(Boolean).join('; ') || null,
     };
     report.add(row); // prints the row as it comes (partial results survive a cut-short run)
+    // --hold S: then the same call back to back (no flush) for S seconds, for sampling the clock and power
+    // (bench/gemm_clock.sh); prints the window's wall-clock bounds.
+    const hold = Number(arg('--hold') ?? 0);
+    if (hold > 0 && ours !== null) {
+      const t0 = Date.now();
+      let calls = 0;
+      while (Date.now() - t0 < hold * 1000) {
+        for (let j = 0; j < 50; j++, calls++) o.run();
+        await dsk.synchronize(DEVICE);
+      }
+      console.log(`hold ${label(s)} ${t0} ${Date.now()} ${calls}`);
+    }
     dispose(o);
   }
 }
