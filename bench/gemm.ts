@@ -5,7 +5,12 @@
 //
 //   node dist/bench/gemm.js [--json out.json] [--deepgemm dg.json] [--only normal|contiguous|masked]
 //                           [--config NAME] [--sweep [--configs a,b,...]] [--shapes i,j,...]
-//                           [--hold S] [--fp8-std A,B]
+//                           [--hold S] [--fp8-std A,B] [--matched]
+// --matched also times ours in DeepGEMM's benchmark pattern (1 warm call, then 30 x [flush, call] once), first
+// after the operands are made, as deepgemm_bench.py times DeepGEMM: on the power-bound shapes the default
+// pattern (the median of 7 replays after a warm one, ~50 calls) runs hotter than DeepGEMM's (bench/NOTES.md, "v8").
+// Meaningful for the large shapes only: the single replay also pays the graph's first launch (~1.5 us per call
+// on shapes of 10-20 us), which DeepGEMM's profiler-summed kernel times do not include.
 //   (DSK_GEMM_EXTRA_SHAPES="MxNxK,..." adds normal shapes after the 25 of TARGETS.md)
 // --config forces one kernel configuration; --sweep times every configuration on every shape, each in a
 // child process (a failing one cannot take the others down), and reports the best per shape.
@@ -174,8 +179,11 @@ async function benchOurs(shapes: Shape[], withCublas: boolean, report: Report, d
     const bytes = o.rows * s.k + s.groups * s.n * s.k + o.validRows * s.n * 2 + (o.rows * s.k) / 32 + (s.groups * Math.ceil(s.n / 128) * s.k) / 32;
     const calls = callsFor(flops);
     const choice = dsk.ops.fp8GemmTesting.choice(0, s.kind, s.m * (s.kind === 'contiguous' ? s.groups : 1), s.n, s.k, s.groups);
-    let ours: number | null = null, err = '';
+    let ours: number | null = null, matched: number | null = null, err = '';
     try {
+      // --matched: first (right after the operands are made, as DeepGEMM's is), our kernel timed in
+      // deepgemm_bench.py's pattern: one warm call, then 30 x [flush, call] back to back, once.
+      if (has('--matched')) matched = (await timeKernel(DEVICE, o.run, { calls: 30, warmup: 1, replays: 1, preload: false })).usPerCall;
       ours = (await timeKernel(DEVICE, o.run, { calls })).usPerCall;
     } catch (e) {
       err = (e as Error).message;
@@ -237,6 +245,7 @@ async function benchOurs(shapes: Shape[], withCublas: boolean, report: Report, d
       'check err': check,
       'DG graph us': d?.deepgemm_graph_us ?? null,
       'ours/DG graph': ours && d?.deepgemm_graph_us ? d.deepgemm_graph_us / ours : null,
+      ...(has('--matched') ? { 'matched us': matched, 'ours/DG matched': matched && d?.deepgemm_us ? d.deepgemm_us / matched : null } : {}),
       note: [err, clNote].filter(Boolean).join('; ') || null,
     };
     report.add(row); // prints the row as it comes (partial results survive a cut-short run)

@@ -12,7 +12,8 @@
 #   .gpu/anchors/             deepgemm-2025-07.tar.xz and deepgemm_bench.py from ../shared/anchors
 #   bash bench/gemm_ab.sh LOGDIR "new base"
 # Env: BUDGET (s, default 280) skips the later rounds when time runs short; ROUNDS (2); SHAPES (indices of
-# bench/gemm.ts, default all); CHECK=0 skips step 2; DG=0 skips step 3; DGSASS=1 also dumps DeepGEMM's SASS.
+# bench/gemm.ts, default all); CHECK=0 skips step 2; DG=0 skips step 3; DGSASS=1 also dumps DeepGEMM's SASS;
+# BENCH_ARGS adds options to bench:gemm (e.g. --matched).
 set -u
 OUT=${1:-/tmp/gemm_ab}
 VARIANTS=${2:-new base}
@@ -95,7 +96,7 @@ for r in $(seq 1 "$ROUNDS"); do
   for v in $VARIANTS; do
     [ "$(left)" -gt 25 ] || break
     use "$v"
-    timeout $(($(left) - 5)) node dist/bench/gemm.js --no-cublas "${SHARG[@]}" --json "$OUT/gemm_${v}_$r.json" "${DGARG[@]}" > "$OUT/bench_${v}_$r.log" 2>&1
+    timeout $(($(left) - 5)) node dist/bench/gemm.js --no-cublas ${BENCH_ARGS:-} "${SHARG[@]}" --json "$OUT/gemm_${v}_$r.json" "${DGARG[@]}" > "$OUT/bench_${v}_$r.log" 2>&1
     stamp "bench $v round $r rc $?"
   done
 done

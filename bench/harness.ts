@@ -20,6 +20,8 @@ export interface TimeOptions {
   replays?: number;
   /** Bytes written to flush L2 before each call (default 256 MB, as DeepGEMM's benchmark; 0 = no flush). */
   flushBytes?: number;
+  /** Replay the graph once untimed first (default true: lazy module loading, graph upload). */
+  preload?: boolean;
 }
 
 export interface Timing {
@@ -78,7 +80,7 @@ export async function timeKernel(device: string, run: () => RunResult, opts: Tim
     for (let i = 0; i < calls; i++) flush();
   });
   try {
-    await withCalls.time(1); // first replay pays for lazy module loading
+    if (opts.preload ?? true) await withCalls.time(1); // first replay pays for lazy module loading
     const a = await withCalls.time(replays);
     const b = await flushesOnly.time(replays);
     const base = median(Array.from(b));
