@@ -1148,7 +1148,10 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   // bounds the time: each CTA of the pair loads half the K blocks; + the exchange of the partial sums.
   const bool split = c.mc == kSplitK;
   if (split && (waves > 1 || p.kind != Fp8GemmKind::Normal)) return 1e30;
-  const double mc_gain = (c.mc == kMcA || c.mc == kMcB) && waves >= 2 ? 0.97 : 1.0;  // measured 3-4% on multi-wave shapes
+  // A pair gains 3-4% on multi-wave shapes (the bytes each CTA loads), once its K loop is long enough to absorb the
+  // two CTAs waiting on each other's releases: at K = 512 (4 K blocks per tile) m256n128 measured 146 us against
+  // m256n128.mcA's 151 at 4096x32768x512 (v8 sweep, bench/NOTES.md).
+  const double mc_gain = (c.mc == kMcA || c.mc == kMcB) && waves >= 2 && p.k >= 1024 ? 0.97 : 1.0;
   // Contiguous layout: a tile runs once per expert among its rows. Segments are padded to 128 rows, so BM
   // <= 128 tiles hold one expert, but a 256-row tile holds two wherever a segment ends half-way into it:
   // about 128 * groups / M of the tiles (every tile with segments of ~128 rows, e.g. a 4096-token prefill
