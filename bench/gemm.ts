@@ -11,7 +11,7 @@
 // pattern (the median of 7 replays after a warm one, ~50 calls) runs hotter than DeepGEMM's (bench/NOTES.md, "v8").
 // Meaningful for the large shapes only: the single replay also pays the graph's first launch (~1.5 us per call
 // on shapes of 10-20 us), which DeepGEMM's profiler-summed kernel times do not include.
-//   (DSK_GEMM_EXTRA_SHAPES="MxNxK,..." adds normal shapes after the 25 of TARGETS.md)
+//   (DSK_GEMM_EXTRA_SHAPES="MxNxK,c:GxMxNxK,..." adds normal / contiguous shapes after the 25 of TARGETS.md)
 // --config forces one kernel configuration; --sweep times every configuration on every shape, each in a
 // child process (a failing one cannot take the others down), and reports the best per shape.
 import { spawnSync } from 'node:child_process';
@@ -46,12 +46,16 @@ export const SHAPES: Shape[] = [
   { kind: 'masked', groups: 2, m: 512, n: 7168, k: 2048 },
   { kind: 'masked', groups: 4, m: 256, n: 4096, k: 7168 },
   { kind: 'masked', groups: 4, m: 256, n: 7168, k: 2048 },
-  // DSK_GEMM_EXTRA_SHAPES="MxNxK,..." appends normal shapes (e.g. the decode batch sizes), indices 25 on;
-  // children of --sweep inherit it, so --shapes can name them.
+  // DSK_GEMM_EXTRA_SHAPES="MxNxK,c:GxMxNxK,..." appends normal shapes (e.g. the decode batch sizes) and contiguous
+  // ones (G groups of M rows), indices 25 on; children of --sweep inherit it, so --shapes can name them.
   ...(process.env.DSK_GEMM_EXTRA_SHAPES ?? '')
     .split(',')
     .filter((x) => x.trim() !== '')
     .map((x) => {
+      if (x.startsWith('c:')) {
+        const [groups, m, n, k] = x.slice(2).split('x').map(Number);
+        return { kind: 'contiguous' as Kind, groups, m, n, k };
+      }
       const [m, n, k] = x.split('x').map(Number);
       return { kind: 'normal' as Kind, groups: 1, m, n, k };
     }),
