@@ -52,11 +52,15 @@ export const SHAPES: Shape[] = [
     .split(',')
     .filter((x) => x.trim() !== '')
     .map((x) => {
+      const dims = (x.startsWith('c:') ? x.slice(2) : x).split('x').map(Number);
+      if (dims.length !== (x.startsWith('c:') ? 4 : 3) || !dims.every((d) => Number.isInteger(d) && d > 0)) {
+        throw new RangeError(`DSK_GEMM_EXTRA_SHAPES: "${x}" is not MxNxK or c:GxMxNxK with positive integers`);
+      }
       if (x.startsWith('c:')) {
-        const [groups, m, n, k] = x.slice(2).split('x').map(Number);
+        const [groups, m, n, k] = dims;
         return { kind: 'contiguous' as Kind, groups, m, n, k };
       }
-      const [m, n, k] = x.split('x').map(Number);
+      const [m, n, k] = dims;
       return { kind: 'normal' as Kind, groups: 1, m, n, k };
     }),
 ];
@@ -78,6 +82,11 @@ function label(s: Shape): string {
 // benchmark quantizes per 128-block to the full e4m3 range (amax -> 448), about std 160 / 110; a probe of whether
 // the kernel's time depends on the operands' bits (power).
 const FP8_STD = (arg('--fp8-std') ?? '1,1').split(',').map(Number);
+if (FP8_STD.length !== 2 || !FP8_STD.every((x) => Number.isFinite(x) && x > 0)) {
+  throw new RangeError(`--fp8-std: expected two positive numbers A,B, got ${arg('--fp8-std')}`);
+}
+const HOLD_S = Number(arg('--hold') ?? 0);
+if (!Number.isFinite(HOLD_S) || HOLD_S < 0) throw new RangeError(`--hold: expected seconds >= 0, got ${arg('--hold')}`);
 
 interface Operands {
   a: dsk.Tensor;
@@ -255,7 +264,7 @@ async function benchOurs(shapes: Shape[], withCublas: boolean, report: Report, d
     report.add(row); // prints the row as it comes (partial results survive a cut-short run)
     // --hold S: then the same call back to back (no flush) for S seconds, for sampling the clock and power
     // (bench/gemm_clock.sh); prints the window's wall-clock bounds.
-    const hold = Number(arg('--hold') ?? 0);
+    const hold = HOLD_S;
     if (hold > 0 && ours !== null) {
       const t0 = Date.now();
       let calls = 0;
