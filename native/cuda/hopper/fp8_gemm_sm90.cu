@@ -1,8 +1,9 @@
 // Hopper FP8 block-scaled GEMM: warp-specialized TMA producer + WGMMA math warpgroups, persistent grid.
 //
 // One CTA = one or two math warpgroups (64 rows each with BM 64 / 128; 128 rows as two m64 waves each with
-// BM 256) + a producer warp, alone in the last warpgroup: 256 threads with BM 64, 288 with BM 128, 384 with
-// BM 256 (whose producer warpgroup gives registers to the math warpgroups by setmaxnreg 40 / 232).
+// BM 256) + a producer warp and a record warp (grouped layouts, below) in the last warpgroup: 256 threads with BM 64,
+// 320 with BM 128, 384 with BM 256 (whose producer warpgroup gives registers to the math warpgroups by setmaxnreg
+// 40 / 232).
 //  - Producer: per 128-wide K block, lane 0 issues the TMA loads of the A tile (BM x 128 B) and the B tile (BN x 128
 //    B) into a stage of the shared-memory ring, completing on the stage's `full` barrier. The scales come from the
 //    row-major [rows, K/128] (A) and [groups, N/128, K/128] (B) matrices, no transpose pass: by TMA, every 4th K
@@ -26,7 +27,8 @@
 //    CTA's fp32 partial sums are added in the first's shared memory, through distributed shared memory; for few-tile
 //    shapes). A rasterizing scheduler orders units in bands of N for L2 reuse; the contiguous layout reads each M
 //    block's expert from mIndices (an M block holding several experts is computed once per expert, writing only that
-//    expert's rows); the masked layout walks the groups' maskedM.
+//    expert's rows: the record warp hands the math warpgroups each pass's expert and row mask through shared
+//    memory, v9); the masked layout walks the groups' maskedM.
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -100,13 +102,23 @@ constexpr int kTraceWords = kTraceTile + 2 * kTraceTiles;
 
 constexpr int kSmemLimit = 232448;  // opt-in dynamic shared memory per block on sm_90
 constexpr int kBand = 8;            // units per raster band along N
-// Up to BM 128 x BN 128, two math warpgroups run with a single producer warp (288 threads) and no setmaxnreg:
-// every region gets the launch-bound cap of 168 registers. BM 256 x BN 128 (two m64 waves per warpgroup,
-// 192 accumulator registers per math thread) runs 384 threads, a whole producer warpgroup, and moves
-// registers with setmaxnreg 40/232 (128 x 40 + 256 x 232 = the 384 x 168 the CTA is launched with). ptxas
+// Up to BM 128 x BN 128, two math warpgroups run with a producer and a record warp (320 threads) and no setmaxnreg:
+// every region gets the launch bound's cap (65536 / 320: 200 registers; m128n128 uses 147). BM 256 x BN 128 (two
+// m64 waves per warpgroup, 192 accumulator registers per math thread) runs 384 threads, a whole producer warpgroup,
+// and moves registers with setmaxnreg 40/232 (128 x 40 + 256 x 232 = the 384 x 168 the CTA is launched with). ptxas
 // keeps the raised budget for the math branch only when the final TMA-store wait sits after the role
 // branches (it does, for every kernel), and the producer must fit 40 registers (bench/NOTES.md, "v4").
 constexpr int kProducerRegs = 40, kMathRegs = 232;
+
+// Contiguous layout: which expert each pass over a tile computes, and which of the tile's rows are its, are worked
+// out by the record warp (a warp of the producer's warpgroup, see write_pass_records) ahead of the producer and the
+// math warpgroups, into a ring of records in shared memory (v9); a slot is free again once every math warp and
+// (Traits::kProducerReadsRecords) the producer have read it. The math warpgroups used to walk the tile's mIndices
+// rows themselves, three times per tile (the pass's expert, the epilogue's row mask, and that no pass follows): an L2
+// round trip and dependent loads on the tensor cores' critical path, where both warpgroups wait at once.
+// Record: [0] the expert (INT_MAX: no row of the tile has one, no pass), [4] 1 on the tile's last pass,
+// [16 + 4j] bit r of word j: row 32j + r of the tile belongs to the expert.
+constexpr int kRecSlots = 4, kRecBytes = 64;
 
 // DEEP (BM 256): one more pipeline stage, paid for by staging D one 64 x 64 chunk at a time (v8).
 template <int BM, int BN, int KS = 1, bool DEEP = false>
@@ -131,7 +143,14 @@ struct Traits {
   // + the producer warp, alone in its warpgroup; BM 256 launches the whole producer warpgroup (setmaxnreg
   // is per warpgroup) and moves registers to the math warpgroups.
   static constexpr bool kRegMove = BM == 256;
-  static constexpr int kThreads = kRegMove ? 384 : kMathWG == 2 ? 288 : 256;
+  static constexpr int kRecWarp = kMathWG * 4 + 1;  // the producer's warp, then the record warp
+  // Contiguous layout: the producer takes each pass's expert from the records too, except with BM 64, whose
+  // producer walks the tile's rows itself. Measured (bench/NOTES.md, "v9"): from the records, m128n128.mcA and
+  // the BM 256 kernels ran 3-7% faster than walking, but m64n128.mcA 30% slower at 130 experts x 128 rows x
+  // 7168 x 2048 (1160 against 860 us; a deeper record ring did not change it). Why is not known.
+  static constexpr bool kProducerReadsRecords = BM != 64;
+  // BM 128: 8 math warps, the producer's and the record warp's; BM 64 and 256 have spare warps in the producer's warpgroup.
+  static constexpr int kThreads = kRegMove ? 384 : kMathWG == 2 ? 320 : 256;
   static constexpr int kABytes = BM * 128, kBBytes = BN * 128;  // multiples of 1024: stages stay 1024-aligned
   // The D staging buffer of each wave: BN/CW chunks of [64 rows][CW cols] bf16, each chunk one TMA store box,
   // swizzled so stmatrix writes hit distinct banks (an odd count of 16-byte granules per row needs no swizzle).
@@ -196,8 +215,10 @@ struct Traits {
   static constexpr int kOffSb = kOffSa + kScaleSlots * kSaSlotBytes;
   static constexpr int kOffBar = kOffSb + kScaleSlots * kSbSlotBytes;
   static constexpr int kOffStash = kOffBar + kStages * 16 + 16;  // BM 256: the producer's tile state (48 B)
-  static constexpr int kSmemBytes = kOffStash + (kRegMove ? 48 : 0) + 1024;
-  static_assert(kSmemBytes <= kSmemLimit && kOffSb % 128 == 0 && kOffBar % 8 == 0, "shared-memory layout");
+  static constexpr int kOffRec = kOffStash + (kRegMove ? 48 : 0);   // contiguous layout: the pass records
+  static constexpr int kOffRecBar = kOffRec + kRecSlots * kRecBytes;  // and their full, then empty barriers
+  static constexpr int kSmemBytes = kOffRecBar + kRecSlots * 16 + 1024;
+  static_assert(kSmemBytes <= kSmemLimit && kOffSb % 128 == 0 && kOffBar % 8 == 0 && kOffRec % 16 == 0, "shared-memory layout");
 };
 
 // ---- scheduling ----
@@ -272,32 +293,29 @@ struct Scheduler {
   }
 };
 
-// Contiguous layout: the smallest expert above `prev` among the rows [row0, row0 + BM) (INT_MAX if none),
-// and in `mask` (WORDS words, none for callers that only need the expert) which of the rows
-// [row0 + mask_off, + 32 WORDS) belong to it (bit r%32 of word r/32). One warp; every lane gets it.
-template <int BM, int WORDS>
-__device__ __forceinline__ int32_t next_expert(const Params& p, int32_t row0, int32_t prev, int32_t mask_off, uint32_t* mask, bool report) {
+// Contiguous layout: the expert of row `row` (-1: a padding row, past the rows, or a bad index, reported).
+__device__ __forceinline__ int32_t row_expert(const Params& p, int32_t row, bool report) {
+  int32_t e = row < p.m ? __ldg(p.m_indices + row) : -1;
+  if (e != -1 && (e < 0 || e >= p.groups)) {
+    if (report) diag_report(p.diag, kDiagGroupedGemmIndices, e, p.groups);
+    e = -1;
+  }
+  return e;
+}
+
+// Contiguous layout: the smallest expert above `prev` among the rows [row0, row0 + BM) (INT_MAX if none), the
+// rows read one after the other (no registers held). One warp; every lane gets it. (The BM 64 producer's walk:
+// see Traits::kProducerReadsRecords.)
+template <int BM>
+__device__ __forceinline__ int32_t expert_after(const Params& p, int32_t row0, int32_t prev) {
   const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
-  // Two passes over the rows (the second re-reads them from L1): no per-row array held in registers.
-  auto expert = [&](int32_t off, bool rep) {
-    const int32_t row = row0 + lane + off;
-    int32_t e = row < p.m ? __ldg(p.m_indices + row) : -1;
-    if (e != -1 && (e < 0 || e >= p.groups)) {
-      if (rep) diag_report(p.diag, kDiagGroupedGemmIndices, e, p.groups);
-      e = -1;
-    }
-    return e;
-  };
   int32_t best = INT_MAX;
 #pragma unroll 1
   for (int j = 0; j < BM / 32; ++j) {
-    const int32_t e = expert(32 * j, report);
+    const int32_t e = row_expert(p, row0 + 32 * j + lane, false);
     if (e > prev && e < best) best = e;
   }
-  best = __reduce_min_sync(0xffffffffu, best);
-#pragma unroll
-  for (int j = 0; j < WORDS; ++j) mask[j] = __ballot_sync(0xffffffffu, expert(mask_off + 32 * j, false) == best);
-  return best;
+  return __reduce_min_sync(0xffffffffu, best);
 }
 
 // Rows [0, valid) as WORDS mask words.
@@ -318,6 +336,14 @@ __device__ __forceinline__ float ld_shared_f32(uint32_t addr) {
   return v;
 }
 
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(v) : "memory");
+}
+__device__ __forceinline__ uint32_t ld_shared_u32(uint32_t addr) {
+  uint32_t v;
+  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(addr) : "memory");
+  return v;
+}
 __device__ __forceinline__ void st_shared_u32x4(uint32_t addr, int32_t a, int32_t b, int32_t c, int32_t d) {
   asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(addr), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
 }
@@ -342,18 +368,64 @@ __device__ __forceinline__ void wgmma_k_block(float (&P)[BN / 2], uint64_t da, u
   for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
 }
 
-// BM 256: a spare warp of the producer warpgroup walks this CTA's units as the producer does and reports bad
-// maskedM / mIndices values (the producer, at 40 registers, does not carry the reporting code).
+// The record warp (Traits::kRecWarp): walks this CTA's units as the producer does. Contiguous layout: writes each
+// tile's pass records (see kRecSlots), up to kRecSlots ahead of their last reader. Grouped layouts: reports bad
+// maskedM / mIndices values (the other roles do not carry the reporting code; the BM 256 producer runs at 40
+// registers, as does this warp there).
 template <int BM, int BN>
-__device__ __forceinline__ void report_indices(const Params& p, uint32_t rank, int32_t cluster_id, int32_t num_clusters) {
-  if (p.kind == Fp8GemmKind::Normal || p.diag == nullptr) return;
+__device__ __forceinline__ void write_pass_records(const Params& p, uint32_t rec, uint32_t rec_bar, uint32_t rank, int32_t cluster_id, int32_t num_clusters) {
+  if (p.kind == Fp8GemmKind::Normal) return;
+  const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
   Scheduler<BM, BN> sched(p);
+  int32_t slot = 0;
+  uint32_t phase = 0;
   for (int32_t u = cluster_id;; u += num_clusters) {
     Tile t;
-    if (!sched.get(p, u, rank, t, threadIdx.x % 32 == 0)) break;
-    if (p.kind != Fp8GemmKind::Contiguous || t.n_block != 0 || rank != 0) continue;
-    next_expert<BM, 0>(p, t.row0, -1, 0, nullptr, true);  // reads (and checks) every row of the block
+    if (!sched.get(p, u, rank, t, lane == 0)) break;
+    if (p.kind != Fp8GemmKind::Contiguous) continue;
+    // The experts of the tile's rows, all loaded at once (one memory round trip per tile). Every row is checked
+    // (and a bad index reported) once: by the first CTA of the M block's first unit.
+    int32_t e[BM / 32];
+#pragma unroll
+    for (int j = 0; j < BM / 32; ++j) e[j] = row_expert(p, t.row0 + 32 * j + lane, t.n_block == 0 && rank == 0);
+    auto first_above = [&](int32_t prev) {  // the smallest expert above `prev` among the rows (INT_MAX: none)
+      int32_t best = INT_MAX;
+#pragma unroll
+      for (int j = 0; j < BM / 32; ++j)
+        if (e[j] > prev && e[j] < best) best = e[j];
+      return __reduce_min_sync(0xffffffffu, best);
+    };
+    int32_t g = first_above(-1);
+    for (;;) {
+      const uint32_t r = rec + slot * kRecBytes, full = rec_bar + slot * 8;
+      ptx::mbarrier_wait_parity(full + kRecSlots * 8, phase ^ 1);  // the slot's `empty` barrier
+#pragma unroll
+      for (int j = 0; j < BM / 32; ++j) {
+        const uint32_t w = __ballot_sync(0xffffffffu, e[j] == g);  // (no row's expert is INT_MAX)
+        if (lane == 0) st_shared_u32(r + 16 + 4 * j, w);
+      }
+      const int32_t next = g == INT_MAX ? INT_MAX : first_above(g);
+      if (lane == 0) {
+        st_shared_u32x4(r, g, next == INT_MAX ? 1 : 0, 0, 0);
+        ptx::mbarrier_arrive_if(full, true);  // release: the record's stores are seen by whoever waits on `full`
+      }
+      if (++slot == kRecSlots) slot = 0, phase ^= 1;
+      if (next == INT_MAX) break;
+      g = next;
+    }
   }
+}
+
+// A producer's read of pass record n (see kRecSlots): the expert (INT_MAX: no pass) and whether it is the tile's
+// last pass; the slot is given back at once (the math warpgroups give it back too, after the epilogue's row mask).
+__device__ __forceinline__ int32_t take_record(uint32_t rec, uint32_t bar_rec, uint32_t n, bool& last) {
+  const uint32_t slot = n % kRecSlots, r = rec + slot * kRecBytes;
+  ptx::mbarrier_wait_parity(bar_rec + slot * 8, (n / kRecSlots) & 1);
+  const int32_t g = static_cast<int32_t>(ld_shared_u32(r));
+  last = ld_shared_u32(r + 4) != 0;
+  __syncwarp();
+  ptx::mbarrier_arrive_if(bar_rec + (kRecSlots + slot) * 8, threadIdx.x % 32 == 0);
+  return g;
 }
 
 // The producer of the BM 256 kernel, which runs at setmaxnreg's 40 registers. Same protocol as the producer
@@ -367,23 +439,25 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
   using T = Traits<BM, BN, 1, DEEP>;
   constexpr int S = T::kStages;
   const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
-  const uint32_t stash = smem + T::kOffStash;  // [0] the scheduler's cursor, [16] unit, prev, row0, group, [32] n_block
+  // [0] the scheduler's cursor, [16] unit, last pass, row0, group, [32] n_block, records read
+  const uint32_t stash = smem + T::kOffStash;
   Scheduler<BM, BN> sched(p);
   int32_t stage = 0, sslot = T::kTmaSlots - 1;
-  uint32_t phase = 0;
+  uint32_t phase = 0, recs = 0;
   for (int32_t u = cluster_id;; u += num_clusters) {
     Tile t;
-    if (!sched.get(p, u, rank, t, false)) break;  // bad indices are reported by report_indices()
-    int32_t prev = -1;
-    for (;;) {
-      int32_t g = t.g;
+    if (!sched.get(p, u, rank, t, false)) break;  // bad indices are reported by the record warp
+    for (;;) {  // passes over the tile: one, or (contiguous) one per expert among its rows
+      int32_t g = t.g, last = 1;
       if (p.kind == Fp8GemmKind::Contiguous) {
-        g = next_expert<BM, 0>(p, t.row0, prev, 0, nullptr, false);
+        bool l;
+        g = take_record(smem + T::kOffRec, smem + T::kOffRecBar, recs++, l);
+        last = l ? 1 : 0;
         if (g == INT_MAX) break;
       }
       st_shared_u32x4(stash, sched.g, sched.base, sched.g_units, sched.g_rows);
-      st_shared_u32x4(stash + 16, u, prev, t.row0, g);
-      st_shared_u32x4(stash + 32, t.n_block, 0, 0, 0);
+      st_shared_u32x4(stash + 16, u, last, t.row0, g);
+      st_shared_u32x4(stash + 32, t.n_block, static_cast<int32_t>(recs), 0, 0);
 #pragma unroll 1
       for (int32_t kb = 0; kb < p.kb_count; ++kb) {
         const uint32_t full = smem + T::kOffBar + stage * 8;
@@ -447,13 +521,11 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
         }
         if (++stage == S) stage = 0, phase ^= 1;
       }
-      const int4 c = ld_shared_u32x4(stash), up = ld_shared_u32x4(stash + 16);
+      const int4 c = ld_shared_u32x4(stash), up = ld_shared_u32x4(stash + 16), nr = ld_shared_u32x4(stash + 32);
       sched.g = c.x, sched.base = c.y, sched.g_units = c.z, sched.g_rows = c.w;
-      u = up.x, prev = up.y, g = up.w;
-      t.row0 = up.z;
-      t.n_block = ld_shared_u32x4(stash + 32).x;
-      if (p.kind != Fp8GemmKind::Contiguous) break;
-      prev = g;
+      u = up.x, t.row0 = up.z;
+      t.n_block = nr.x, recs = static_cast<uint32_t>(nr.y);
+      if (up.y) break;
     }
   }
 }
@@ -472,6 +544,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
   const uint32_t sm_sa = smem + T::kOffSa, sm_sb = smem + T::kOffSb;
   const uint32_t bar_full = smem + T::kOffBar, bar_empty = bar_full + S * 8;  // S full barriers, then S empty ones
   const uint32_t bar_red = bar_empty + S * 8;  // split-K pairs: partial sums written (+0) / read (+8)
+  const uint32_t rec = smem + T::kOffRec, bar_rec = smem + T::kOffRecBar;  // contiguous: pass records, full / empty
 
   const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t wg = __shfl_sync(0xffffffffu, warp / 4, 0);  // warp-uniform to the compiler: descriptors in uniform registers
@@ -500,6 +573,10 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
     }
     ptx::mbarrier_init(bar_red, 128);      // split-K: the second CTA's 128 math threads have written their partial sums
     ptx::mbarrier_init(bar_red + 8, 128);  // split-K: the first CTA's have read them
+    for (int s = 0; s < kRecSlots; ++s) {
+      ptx::mbarrier_init(bar_rec + s * 8, 1);                                // the record warp's lane 0
+      ptx::mbarrier_init(bar_rec + (kRecSlots + s) * 8, T::kMathWG * 4 + (T::kProducerReadsRecords ? 1 : 0));  // math warps, producer
+    }
     ptx::fence_mbarrier_init();
   }
   if (warp == T::kMathWG * 4 && lane == 0) {
@@ -522,20 +599,28 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
     if constexpr (T::kRegMove) {
       ptx::setmaxnreg_dec<kProducerRegs>();
       if (warp == T::kMathWG * 4) produce_lean<BM, BN, DEEP>(&tm_a, &tm_b, &tm_sa, &tm_sb, p, smem, rank, cluster_id, num_clusters, scales_tma);
-      else if (warp == T::kMathWG * 4 + 1) report_indices<BM, BN>(p, rank, cluster_id, num_clusters);
+      else if (warp == T::kRecWarp) write_pass_records<BM, BN>(p, rec, bar_rec, rank, cluster_id, num_clusters);
+    } else if (warp == T::kRecWarp) {
+      write_pass_records<BM, BN>(p, rec, bar_rec, rank, cluster_id, num_clusters);
     } else if (warp == T::kMathWG * 4) {
       Scheduler<BM, BN> sched(p);
       int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0;
-      uint32_t phase = 0;
+      uint32_t phase = 0, recs = 0;  // recs: contiguous pass records read
       for (int32_t u = cluster_id;; u += num_clusters) {
         Tile t;
-        if (!sched.get(p, u, rank, t, lane == 0)) break;
-        int32_t prev = -1;
-        for (;;) {
+        if (!sched.get(p, u, rank, t, false)) break;  // bad indices are reported by the record warp
+        int32_t prev = -1;  // (BM 64, contiguous: the expert of the previous pass)
+        for (;;) {  // passes over the tile: one, or (contiguous) one per expert among its rows
           int32_t g = t.g;
-          if (p.kind == Fp8GemmKind::Contiguous) {
-            g = next_expert<BM, 0>(p, t.row0, prev, 0, nullptr, t.n_block == 0 && rank == 0);
+          bool last_pass = true;
+          if (p.kind == Fp8GemmKind::Contiguous && T::kProducerReadsRecords) {
+            g = take_record(rec, bar_rec, recs++, last_pass);
             if (g == INT_MAX) break;
+          } else if (p.kind == Fp8GemmKind::Contiguous) {
+            g = expert_after<BM>(p, t.row0, prev);
+            if (g == INT_MAX) break;
+            last_pass = expert_after<BM>(p, t.row0, g) == INT_MAX;
+            prev = g;
           }
           const int32_t b_row = g * p.n + t.n_block * BN;
           const int32_t nb0 = (t.n_block * BN) / 128;
@@ -616,8 +701,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             ++tstep;
             if (++stage == S) stage = 0, phase ^= 1;
           }
-          if (p.kind != Fp8GemmKind::Contiguous) break;
-          prev = g;
+          if (last_pass) break;
         }
       }
     }
@@ -636,6 +720,13 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
     int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0, astep = 0, ttile = 0;
     uint32_t red_phase = 0, red_count = 0;  // split-K pairs: the phase of the partial-sum exchange, and exchanges done
     uint32_t phase = 0;
+    uint32_t recs = 0;  // contiguous: pass records read (slot recs % kRecSlots)
+    // After the warp's reads of the record: release its slot to the record warp.
+    auto release_record = [&]() {
+      __syncwarp();
+      ptx::mbarrier_arrive_if(bar_rec + (kRecSlots + recs % kRecSlots) * 8, lane == 0);
+      ++recs;
+    };
     // Descriptors of stage 0 (this warpgroup's first wave); a stage, a wave and a k32 step add to the start
     // address field (16-byte units; shared addresses stay below 2^18, so the field never carries).
     const uint64_t desc_a0 = ptx::wgmma_desc_k128b(sm_a + wg_rows * 128), desc_b0 = ptx::wgmma_desc_k128b(sm_b);
@@ -645,12 +736,14 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
     for (int32_t u = cluster_id;; u += num_clusters) {
       Tile t;
       if (!sched.get(p, u, rank, t, false)) break;
-      int32_t prev = -1;
-      for (;;) {
-        int32_t g = t.g;
+      for (;;) {  // passes over the tile: one, or (contiguous) one per expert among its rows
+        bool last_pass = true;
         if (p.kind == Fp8GemmKind::Contiguous) {
-          g = next_expert<BM, 0>(p, t.row0, prev, 0, nullptr, false);
-          if (g == INT_MAX) break;
+          ptx::mbarrier_wait_parity(bar_rec + (recs % kRecSlots) * 8, (recs / kRecSlots) & 1);
+          if (ld_shared_u32(rec + (recs % kRecSlots) * kRecBytes) == static_cast<uint32_t>(INT_MAX)) {  // no row has an expert
+            release_record();
+            break;
+          }
         }
         // n8 blocks from `first_hi` on take the tile's second B scale block.
         const int first_hi = (128 - (t.n_block * BN) % 128) / 8;
@@ -835,8 +928,15 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
         // ---- epilogue: this warpgroup's rows, one 64-row wave at a time ----
         // the mask words of this warpgroup's rows (2 per 64-row wave)
         uint32_t wmask[2 * W];
-        if (p.kind == Fp8GemmKind::Contiguous) next_expert<BM, 2 * W>(p, t.row0, prev, wg_rows, wmask, false);
-        else rows_mask<2 * W>(t.rows_valid - wg_rows, wmask);
+        if (p.kind == Fp8GemmKind::Contiguous) {
+          const uint32_t r = rec + (recs % kRecSlots) * kRecBytes;
+#pragma unroll
+          for (int q = 0; q < 2 * W; ++q) wmask[q] = ld_shared_u32(r + 16 + 4 * (wg_rows / 32 + q));
+          last_pass = ld_shared_u32(r + 4) != 0;
+          release_record();
+        } else {
+          rows_mask<2 * W>(t.rows_valid - wg_rows, wmask);
+        }
         uint32_t any = 0;
 #pragma unroll
         for (int q = 0; q < 2 * W; ++q) any |= wmask[q];
@@ -947,13 +1047,11 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
                 store_pending = true;
               }
             }
-        
           }
         }
         if (DSK_TRM && ttile < kTraceTiles) DSK_TRM[kTraceTile + 2 * ttile + 1] = clock64();
         ++ttile;
-        if (p.kind != Fp8GemmKind::Contiguous) break;
-        prev = g;
+        if (last_pass) break;
       }
     }
     if (DSK_TRM) DSK_TRM[2] = clock64(), DSK_TRM[3] = ptx::globaltimer_ns();
