@@ -1099,7 +1099,7 @@ const std::vector<KernelInfo>& kernels() {
   static const std::vector<KernelInfo> k = {
       kernel_info<64, 16>(),  kernel_info<64, 32>(),   kernel_info<64, 56>(),   kernel_info<64, 96>(),
       kernel_info<64, 128>(), kernel_info<128, 96>(), kernel_info<128, 112>(), kernel_info<128, 128>(),
-      kernel_info<256, 112>(), kernel_info<256, 128>(), kernel_info<256, 128, 1, true>(), kernel_info<64, 32, 2>(), kernel_info<64, 64, 2>(),
+      kernel_info<256, 88>(), kernel_info<256, 112>(), kernel_info<256, 128>(), kernel_info<256, 128, 1, true>(), kernel_info<64, 32, 2>(), kernel_info<64, 64, 2>(),
   };
   return k;
 }
@@ -1222,7 +1222,9 @@ bool prepare(int device, int k, int sm_count, int& max1, int& max2) {
 double us_per_k_block(int bm, int bn) {
   // BM 256 (v4, call 2, same run as m128n128.mcA's 0.57 at 4096x7168x16384): m256n128.mcA 863 us / 7 waves /
   // 128 = 0.96 us, m256n112.mcA (4 stages) 1000 / 8 / 128 = 0.98 us per K block (+ the 3% pair gain below).
-  if (bm == 256) return bn <= 112 ? 1.0 : 0.99;
+  // m256n88 (v9, DeepGEMM's tile for N = 2112 = 24 x 88): 0.90, from the sweep of call 7 (bench/NOTES.md, "v9"):
+  // 4096x2112x7168 m256n88.mcA 118.4 us against m256n128s4.mcA's 126.2, both 3 waves of 56 K blocks.
+  if (bm == 256) return bn <= 88 ? 0.90 : bn <= 112 ? 1.0 : 0.99;
   // BM 64 (v7 sweep, one wave): the K block's time grows with the bytes each SM loads (A's 8 KB + BN x 128 B),
   // so m64n16 over 132 SMs beat m64n32 over 66 at 64x2112x7168 (14.8 vs 15.7 us).
   if (bm == 64) return bn <= 16 ? 0.30 : bn <= 32 ? 0.32 : bn <= 56 ? 0.333 : bn <= 96 ? 0.37 : 0.40;
