@@ -843,7 +843,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
             read_scales();
           }
-          for (int32_t kb = kb_begin; kb < kb_end; ++kb) {
+          auto k_block = [&](int32_t kb) {
             // This K block's stage and scales (every shared read of the stage comes before its release).
             const uint32_t st = cur, sa_stage = sa_next;
             const float cb0 = sb0, cb1 = sb1;
@@ -894,6 +894,22 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             }
             if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
             ++tstep;
+          };
+          // v9: a 4-stage ring whose passes are whole rounds of 4 K blocks (K / 128 % 4 == 0, so every pass starts at
+          // stage 0 and a round's scales share one TMA slot) runs the K blocks 4 at a time, each with its stage known
+          // at compile time: barrier, descriptor and scale addresses become immediates (DeepGEMM unrolls its K loop
+          // by its stage count the same way). At a round's start stage == 1 (the next block's) and cur == 0 already;
+          // saying so lets the compiler fold them. Measured (bench/NOTES.md, "v9"): m256n128s4 2% faster
+          // (4096x7168x16384 808 -> 789 us), but the B-scale-straddling m256n88 / m256n112 2-4% slower: only where
+          // BN divides 128.
+          if (T::kStages == 4 && T::kOneSb && scales_tma && kb_begin == 0 && kb_end % 4 == 0) {
+            for (int32_t r = 0; r < kb_end / 4; ++r) {
+              stage = 1, cur = 0;
+#pragma unroll
+              for (int u = 0; u < 4; ++u) k_block(4 * r + u);
+            }
+          } else {
+            for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb);
           }
         }
         if constexpr (KS == 2) {
