@@ -1267,8 +1267,11 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   if (split && (waves > 1 || p.kind != Fp8GemmKind::Normal)) return 1e30;
   // A pair gains 3-4% on multi-wave shapes (the bytes each CTA loads), once its K loop is long enough to absorb the
   // two CTAs waiting on each other's releases: at K = 512 (4 K blocks per tile) m256n128 measured 146 us against
-  // m256n128.mcA's 151 at 4096x32768x512 (v8 sweep, bench/NOTES.md).
-  const double mc_gain = (c.mc == kMcA || c.mc == kMcB) && waves >= 2 && p.k >= 1024 ? 0.97 : 1.0;
+  // m256n128.mcA's 151 at 4096x32768x512 (v8 sweep, bench/NOTES.md). v9 sweep (call 13): at K = 2048 only over many
+  // waves (the contiguous shapes, 54 waves: m256n128.mcA 872-886 us against m256n128's 902-916); over few it lost
+  // (4096x7168x2048, 7 waves: 100.3 against 98.5 us; m:2x512x7168x2048, 2 waves: 34.7-35.2 against 33.4).
+  const bool pair = c.mc == kMcA || c.mc == kMcB;
+  const double mc_gain = pair && waves >= 2 && p.k >= 1024 && (p.k >= 4096 || waves >= 16) ? 0.97 : 1.0;
   // Contiguous layout: a tile runs once per expert among its rows. Segments are padded to 128 rows, so BM
   // <= 128 tiles hold one expert, but a 256-row tile holds two wherever a segment ends half-way into it:
   // about 128 * groups / M of the tiles (every tile with segments of ~128 rows, e.g. a 4096-token prefill
@@ -1301,7 +1304,7 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   // there by 1-2% where the loop bounds the time; with v7's shorter K loop every pair measured 1-10% slower than
   // the same tile alone in one wave, on all 11 single-wave shapes of the sweep: bench/NOTES.md, "v7".)
   double tie = 1.0 - 0.001 * bn;
-  if (waves == 1 && (c.mc == kMcA || c.mc == kMcB)) tie *= 1.04;
+  if (waves == 1 && pair) tie *= 1.04;
   // Where DRAM bounds both, a pair and the same tile alone tie exactly; over many waves the pair measured faster
   // (the prefill's grouped GEMMs over 256 experts, 62 waves: m128n128.mcA 1.64 ms, m128n128 1.85; bench/NOTES.md,
   // "v7"). (pick_config keeps the earlier of two within 0.1%.)
