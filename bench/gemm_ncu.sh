@@ -5,6 +5,10 @@
 # Run on the GPU machine after bench/gemm_ab.sh (which unpacks node and DeepGEMM and warms DeepGEMM's JIT cache)
 # from the checkout's root, with the addon to profile in build/Release:
 #   bash bench/gemm_ncu.sh LOGDIR "12 0"      # indices of bench/gemm.ts's shapes
+# NCU_MODE=stall samples warp stalls per instruction and prints them per opcode (bench/ncu_stall_by_opcode.py).
+# NCU_MODE=roof collects instead a few counters per kernel (cycles, clock, tensor-pipe and shared-memory bank
+# utilization, DRAM and L2 bytes, instructions; those the machine's ncu knows) and prints one table of both
+# kernels per shape (bench/gemm_ncu_table.py): what the BM 256 kernels are bound by (bench/NOTES.md, "v10").
 set -u
 OUT=${1:-/tmp/gemm_ncu}
 SHAPES=${2:-12}
@@ -12,6 +16,26 @@ mkdir -p "$OUT"
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 [ -n "$NCU" ] || { echo "no ncu on this machine"; exit 1; }
 SECTIONS=(--section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats --section LaunchStats --section Occupancy)
+if [ "${NCU_MODE:-sections}" = roof ]; then
+  "$NCU" --query-metrics --chip gh100 > /tmp/metrics_known.txt 2>&1
+  grep -iE 'tensor|gmma|pipe_shared|data_bank' /tmp/metrics_known.txt > "$OUT/metrics_tensor_smem.txt"
+  WANT="gpu__time_duration.sum sm__cycles_elapsed.max sm__cycles_elapsed.avg.per_second
+    sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_elapsed
+    sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_elapsed
+    sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_elapsed
+    sm__pipe_shared_cycles_active.avg.pct_of_peak_sustained_elapsed
+    l1tex__data_bank_reads.avg.pct_of_peak_sustained_elapsed l1tex__data_bank_writes.avg.pct_of_peak_sustained_elapsed
+    l1tex__data_bank_reads.sum l1tex__data_bank_writes.sum
+    dram__bytes_read.sum dram__bytes_write.sum lts__t_bytes.sum lts__t_sector_hit_rate.pct
+    smsp__inst_executed.sum smsp__issue_active.avg.pct_of_peak_sustained_elapsed"
+  M=""
+  for w in $WANT; do grep -qw "^${w%%.*}" /tmp/metrics_known.txt && M="$M,$w"; done
+  echo "metrics: ${M#,}" | tee "$OUT/metrics_used.txt"
+  SECTIONS=(--metrics "${M#,}")
+fi
+if [ "${NCU_MODE:-sections}" = stall ]; then
+  SECTIONS=(--section SourceCounters --page source --csv --print-source sass)
+fi
 for s in $SHAPES; do
   timeout 120 "$NCU" "${SECTIONS[@]}" --kernel-name regex:fp8_gemm_sm90 --launch-skip 3 --launch-count 1 \
     node dist/bench/gemm.js --no-cublas --shapes "$s" > "$OUT/ours_$s.txt" 2>&1
@@ -20,6 +44,17 @@ for s in $SHAPES; do
     --launch-skip 3 --launch-count 1 python3 deepgemm_side.py time /tmp/dg_ncu_$s.json > "$OUT/deepgemm_$s.txt" 2>&1)
   echo "deepgemm shape $s rc $?"
 done
+if [ "${NCU_MODE:-sections}" = roof ]; then
+  python3 bench/gemm_ncu_table.py "$OUT" $SHAPES
+  exit 0
+fi
+if [ "${NCU_MODE:-sections}" = stall ]; then
+  for s in $SHAPES; do for w in ours deepgemm; do
+    python3 bench/ncu_stall_by_opcode.py "$OUT/${w}_$s.txt" 18 --listing "${NCU_LISTING:-1000000000}" > "$OUT/${w}_${s}_stalls.txt"
+    head -20 "$OUT/${w}_${s}_stalls.txt"
+  done; done
+  exit 0
+fi
 # The lines worth comparing, side by side.
 for s in $SHAPES; do
   for w in ours deepgemm; do

@@ -24,27 +24,17 @@ __device__ __forceinline__ void mbarrier_arrive_if(uint32_t bar, bool pred) {
       : "memory");
 }
 
-// mapa.shared::cluster.u32 remote, bar, cta;  mbarrier.arrive.shared::cluster.b64 _, [remote];
-// Arrives on the barrier at the same offset in CTA `cta` of the cluster. Default (release, CTA-scope)
-// semantics: a consumer releasing a stage has no writes to publish, and asking for .release.cluster makes
-// ptxas put a GPU-wide MEMBAR before every arrive (it cost ~1 us per K block in the first version).
-__device__ __forceinline__ void mbarrier_arrive_cluster(uint32_t bar, uint32_t cta) {
+// @pred mbarrier.arrive.shared::cluster.b64 _, [remote];  (remote: map_shared_cluster of a barrier, worked out once;
+// it may be this CTA's own, e.g. in a launch without clusters, a cluster of one.) Arrives on the barrier in that CTA.
+// Default (release, CTA-scope) semantics: a consumer releasing a stage has no writes to publish, and asking for
+// .release.cluster makes ptxas put a GPU-wide MEMBAR before every arrive (it cost ~1 us per K block in the first
+// version).
+__device__ __forceinline__ void mbarrier_arrive_mapped_if(uint32_t remote, bool pred) {
   asm volatile(
-      "{\n\t.reg .b32 remote;\n\t"
-      "mapa.shared::cluster.u32 remote, %0, %1;\n\t"
-      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n\t}" ::"r"(bar),
-      "r"(cta)
-      : "memory");
-}
-
-// The same, predicated: @p mbarrier.arrive.shared::cluster.b64 _, [remote];
-__device__ __forceinline__ void mbarrier_arrive_cluster_if(uint32_t bar, uint32_t cta, bool pred) {
-  asm volatile(
-      "{\n\t.reg .b32 remote;\n\t.reg .pred p;\n\t"
-      "setp.ne.b32 p, %2, 0;\n\t"
-      "mapa.shared::cluster.u32 remote, %0, %1;\n\t"
-      "@p mbarrier.arrive.shared::cluster.b64 _, [remote];\n\t}" ::"r"(bar),
-      "r"(cta), "r"(static_cast<uint32_t>(pred))
+      "{\n\t.reg .pred p;\n\t"
+      "setp.ne.b32 p, %1, 0;\n\t"
+      "@p mbarrier.arrive.shared::cluster.b64 _, [%0];\n\t}" ::"r"(remote),
+      "r"(static_cast<uint32_t>(pred))
       : "memory");
 }
 

@@ -569,7 +569,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
     for (int s = 0; s < S; ++s) {
       // lane 0's arrive.expect_tx (+ 32 lanes' cp.async arrivals when the scales come by cp.async)
       ptx::mbarrier_init(bar_full + s * 8, scales_tma ? 1 : 33);
-      ptx::mbarrier_init(bar_empty + s * 8, T::kMathWG * 4 * (mcast ? 2 : 1));  // one arrival per math warp of each CTA filled
+      ptx::mbarrier_init(bar_empty + s * 8, T::kMathWG * 4 * 2);  // two arrivals per math warp (see peer_empty)
     }
     ptx::mbarrier_init(bar_red, 128);      // split-K: the second CTA's 128 math threads have written their partial sums
     ptx::mbarrier_init(bar_red + 8, 128);  // split-K: the first CTA's have read them
@@ -708,6 +708,12 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
   } else {
     // ---------------- math warpgroups ----------------
     if constexpr (T::kRegMove) ptx::setmaxnreg_inc<kMathRegs>();
+    // A math warp releases a stage with two arrivals: on this CTA's `empty` barrier and on the peer's, which is this
+    // CTA's own where the stages are not multicast (a launch without clusters is a cluster of one). No branch, and the
+    // peer's address is mapped once: with `if (mcast)` ptxas re-derived mcast from the parameters and mapped the
+    // address again at every K block, on the path from a K block's last WGMMAs to the next one's (v10, ncu source
+    // counters: ~2% of the math warps' stall samples there).
+    const uint32_t peer_empty = ptx::map_shared_cluster(bar_empty, mcast ? rank ^ 1u : rank);
     constexpr int W = T::kWaves;
     const uint32_t wt = threadIdx.x % 128;  // thread within the warpgroup
     const uint32_t w = wt / 32;             // warp within the warpgroup
@@ -769,7 +775,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
             ptx::mbarrier_arrive_if(bar_empty + fly_stage * 8, lane == 0);
-            if (mcast) ptx::mbarrier_arrive_cluster_if(bar_empty + fly_stage * 8, rank ^ 1u, lane == 0);
+            ptx::mbarrier_arrive_mapped_if(peer_empty + fly_stage * 8, lane == 0);
             if (DSK_FP8_GEMM_PROBE && !last) return;
 #pragma unroll
             for (int i = 0; i < BN / 8; ++i) {
@@ -870,7 +876,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
               if (j == W - 1) {
                 if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
                 ptx::mbarrier_arrive_if(bar_empty + st * 8, lane == 0);
-                if (mcast) ptx::mbarrier_arrive_cluster_if(bar_empty + st * 8, rank ^ 1u, lane == 0);
+                ptx::mbarrier_arrive_mapped_if(peer_empty + st * 8, lane == 0);
                 if (next && !landed) {
                   ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
                   read_scales();

@@ -1,0 +1,50 @@
+"""Warp-stall samples of one kernel from `ncu --section SourceCounters --page source --csv --print-source sass`
+(bench/gemm_ncu.sh NCU_MODE=stall): per SASS opcode, and with --listing N the instructions executed at least N
+times (the K loop) in address order, each with its samples and its fixed-latency (`wait`), short- and
+long-scoreboard stalls: which dependency chains the math warps wait on between two K blocks' WGMMAs.
+Usage: python3 bench/ncu_stall_by_opcode.py FILE [TOP] [--listing MIN_EXECUTIONS]"""
+import csv, collections, io, sys
+
+args = [a for a in sys.argv[1:] if not a.startswith('--')]
+path, top = args[0], int(args[1]) if len(args) > 1 else 16
+listing = int(sys.argv[sys.argv.index('--listing') + 1]) if '--listing' in sys.argv else None
+text = open(path, errors='replace').read()
+start = text.find('"Address"')
+if start < 0:
+    sys.exit(f'{path}: no source table')
+rows = list(csv.reader(io.StringIO(text[start:])))
+head = rows[0]
+col = {h: i for i, h in enumerate(head)}
+for need in ('Source', 'Warp Stall Sampling (All Samples)', 'Instructions Executed'):
+    if need not in col:
+        sys.exit(f'{path}: no "{need}" column')
+
+
+def num(r, name):
+    try:
+        return float(r[col[name]].replace(',', '')) if name in col else 0.0
+    except ValueError:
+        return 0.0
+
+
+def opcode(r):
+    ins = r[col['Source']].strip()
+    if ins.startswith('@'):
+        ins = ins.split(None, 1)[1] if ' ' in ins else ins
+    return ins.split()[0] if ins else '?'
+
+
+rows = [r for r in rows[1:] if len(r) >= len(head)]
+by = collections.Counter()
+for r in rows:
+    by[opcode(r)] += num(r, 'Warp Stall Sampling (All Samples)')
+total = sum(by.values()) or 1
+print(f'{path}: {total:.0f} samples')
+for op, n in by.most_common(top):
+    print(f'  {op:40s} {n:8.0f} {100 * n / total:5.1f}%')
+if listing is not None:
+    print(f'instructions executed >= {listing} times: samples all / wait / short_sb / long_sb')
+    for r in rows:
+        if num(r, 'Instructions Executed') >= listing:
+            print(f"  {r[col['Address']][-6:]} {num(r, 'Warp Stall Sampling (All Samples)'):6.0f} {num(r, 'stall_wait'):5.0f} "
+                  f"{num(r, 'stall_short_sb'):5.0f} {num(r, 'stall_long_sb'):5.0f}  {r[col['Source']].strip()}")
