@@ -849,14 +849,13 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
             read_scales();
           }
-          auto k_block = [&](int32_t kb) {
+          auto k_block = [&](int32_t kb, bool next) {  // next: kb + 1 < kb_end (known to the unrolled rounds)
             // This K block's stage and scales (every shared read of the stage comes before its release).
             const uint32_t st = cur, sa_stage = sa_next;
             const float cb0 = sb0, cb1 = sb1;
             float sa_lo[W], sa_hi[W];
             sa_lo[0] = sa_lo0, sa_hi[0] = sa_hi0;
             const uint64_t da = da_next, db = db_next;
-            const bool next = kb + 1 < kb_end;
             bool landed = false;
 #pragma unroll
             for (int j = 0; j < W; ++j) {
@@ -912,10 +911,10 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             for (int32_t r = 0; r < kb_end / 4; ++r) {
               stage = 1, cur = 0;
 #pragma unroll
-              for (int u = 0; u < 4; ++u) k_block(4 * r + u);
+              for (int u = 0; u < 4; ++u) k_block(4 * r + u, u < 3 || 4 * r + 4 < kb_end);
             }
           } else {
-            for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb);
+            for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb, kb + 1 < kb_end);
           }
         }
         if constexpr (KS == 2) {
