@@ -20,10 +20,7 @@ if [ "${NCU_MODE:-sections}" = roof ]; then
   "$NCU" --query-metrics --chip gh100 > /tmp/metrics_known.txt 2>&1
   grep -iE 'tensor|gmma|pipe_shared|data_bank' /tmp/metrics_known.txt > "$OUT/metrics_tensor_smem.txt"
   WANT="gpu__time_duration.sum sm__cycles_elapsed.max sm__cycles_elapsed.avg.per_second
-    sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_elapsed
-    sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_elapsed
     sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_elapsed
-    sm__pipe_shared_cycles_active.avg.pct_of_peak_sustained_elapsed
     l1tex__data_bank_reads.avg.pct_of_peak_sustained_elapsed l1tex__data_bank_writes.avg.pct_of_peak_sustained_elapsed
     l1tex__data_bank_reads.sum l1tex__data_bank_writes.sum
     dram__bytes_read.sum dram__bytes_write.sum lts__t_bytes.sum lts__t_sector_hit_rate.pct

@@ -5,10 +5,8 @@ import os, re, sys
 
 COLS = [('gpu__time_duration.sum', 'us', 1e-3), ('sm__cycles_elapsed.max', 'kcycles', 1e-3),
         ('sm__cycles_elapsed.avg.per_second', 'GHz', 1e-9),
-        ('sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_elapsed', 'tensor %', 1),
-        ('sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_elapsed', 'tensor (hmma) %', 1),
+        # (ncu 2025 on GH100 knows no gmma cycles metric; its hmma, tensor and shared pipe cycles read the same value)
         ('sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_elapsed', 'tensor pipe %', 1),
-        ('sm__pipe_shared_cycles_active.avg.pct_of_peak_sustained_elapsed', 'shared pipe %', 1),
         ('l1tex__data_bank_reads.avg.pct_of_peak_sustained_elapsed', 'smem rd %', 1),
         ('l1tex__data_bank_writes.avg.pct_of_peak_sustained_elapsed', 'smem wr %', 1),
         ('dram__bytes_read.sum', 'DRAM rd MB', 1e-6), ('dram__bytes_write.sum', 'DRAM wr MB', 1e-6),
