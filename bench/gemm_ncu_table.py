@@ -1,7 +1,7 @@
 """Per shape, our FP8 GEMM kernel against DeepGEMM's from bench/gemm_ncu.sh NCU_MODE=roof logs (ncu --metrics, one
 launch each, clocks locked by ncu): cycles, clock, tensor-pipe and shared-memory bank utilization, DRAM / L2 bytes,
 instructions. Usage: python3 bench/gemm_ncu_table.py LOGDIR SHAPE_INDEX ..."""
-import os, re, sys
+import os, sys
 
 COLS = [('gpu__time_duration.sum', 'us', 1e-3), ('sm__cycles_elapsed.max', 'kcycles', 1e-3),
         ('sm__cycles_elapsed.avg.per_second', 'GHz', 1e-9),
