@@ -13,8 +13,8 @@
 //    (cp.async.mbarrier.arrive.noinc).
 //  - Math warpgroups: wait `full`, issue 4 WGMMAs m64nBNk32 (e4m3, fp32 accumulate) into a partial accumulator (while
 //    they run, test the next stage's `full` and work out its addresses), wait for them, release the stage on `empty`
-//    (and on the cluster peer's when the stage was filled by multicast, else on its own again), then promote: acc += partial *
-//    aScale[row] * bScale[col block] on the CUDA cores (DeepSeek-V3's fp32 promotion every 128 K). Two math
+//    (and on the cluster peer's when the stage was filled by multicast, else on its own again), then promote:
+//    acc += partial * aScale[row] * bScale[col block] on the CUDA cores (DeepSeek-V3's fp32 promotion every 128 K). Two math
 //    warpgroups issue their WGMMAs side by side (taking turns measured 30% slower: bench/NOTES.md, "v7"); m64n128
 //    alternates two partial accumulators (kb's WGMMAs run while kb - 1 is released and promoted).
 //  - Epilogue: bf16 through shared memory (stmatrix into the TMA store's swizzled layout), then a TMA store per
