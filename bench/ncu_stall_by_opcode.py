@@ -3,11 +3,14 @@
 times (the K loop) in address order, each with its samples and its fixed-latency (`wait`), short- and
 long-scoreboard stalls: which dependency chains the math warps wait on between two K blocks' WGMMAs.
 Usage: python3 bench/ncu_stall_by_opcode.py FILE [TOP] [--listing MIN_EXECUTIONS]"""
-import csv, collections, io, sys
+import argparse, csv, collections, io, sys
 
-args = [a for a in sys.argv[1:] if not a.startswith('--')]
-path, top = args[0], int(args[1]) if len(args) > 1 else 16
-listing = int(sys.argv[sys.argv.index('--listing') + 1]) if '--listing' in sys.argv else None
+ap = argparse.ArgumentParser(description='warp-stall samples per SASS opcode (and the K loop listing) of one ncu log')
+ap.add_argument('file')
+ap.add_argument('top', nargs='?', type=int, default=16, help='opcodes to print')
+ap.add_argument('--listing', type=int, metavar='MIN_EXECUTIONS', help='also list instructions executed this often')
+opts = ap.parse_args()
+path, top, listing = opts.file, opts.top, opts.listing
 text = open(path, errors='replace').read()
 start = text.find('"Address"')
 if start < 0:
