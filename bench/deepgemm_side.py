@@ -25,6 +25,15 @@ SHAPES = [dict(kind='normal', groups=1, m=m, n=n, k=k) for m, n, k in NORMAL] + 
     dict(kind='masked', groups=2, m=512, n=4096, k=7168), dict(kind='masked', groups=2, m=512, n=7168, k=2048),
     dict(kind='masked', groups=4, m=256, n=4096, k=7168), dict(kind='masked', groups=4, m=256, n=7168, k=2048)]
 
+# DSK_GEMM_EXTRA_SHAPES ("MxNxK,c:GxMxNxK,..."), as bench/gemm.ts reads it: the same extra shapes at the same
+# indices (25 on), so that DG_SHAPES can name them.
+for x in filter(None, (y.strip() for y in os.environ.get('DSK_GEMM_EXTRA_SHAPES', '').split(','))):
+    dims = [int(d) for d in (x[2:] if x.startswith('c:') else x).split('x')]
+    if x.startswith('c:'):
+        SHAPES.append(dict(kind='contiguous', groups=dims[0], m=dims[1], n=dims[2], k=dims[3]))
+    else:
+        SHAPES.append(dict(kind='normal', groups=1, m=dims[0], n=dims[1], k=dims[2]))
+
 if os.environ.get('DG_SHAPES'):  # e.g. DG_SHAPES=0,1,2: only these shapes (indices as in bench/gemm.ts)
     SHAPES = [SHAPES[int(i)] for i in os.environ['DG_SHAPES'].split(',')]
 
