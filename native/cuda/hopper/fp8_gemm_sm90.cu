@@ -16,7 +16,8 @@
 //    (and on the cluster peer's when the stage was filled by multicast, else on its own again), then promote:
 //    acc += partial * aScale[row] * bScale[col block] on the CUDA cores (DeepSeek-V3's fp32 promotion every 128 K). Two math
 //    warpgroups issue their WGMMAs side by side (taking turns measured 30% slower: bench/NOTES.md, "v7"); m64n128
-//    alternates two partial accumulators (kb's WGMMAs run while kb - 1 is released and promoted).
+//    alternates two partial accumulators (kb's WGMMAs run while kb - 1 is released and promoted), and m256n88 gives
+//    each of its two waves a partial accumulator (wave 0 is promoted while wave 1's WGMMAs run; v11).
 //  - Epilogue: bf16 through shared memory (stmatrix into the TMA store's swizzled layout), then a TMA store per
 //    warpgroup that overlaps the next tile's main loop. The deep BM 256 variant (m256n128s4, v8) stages one 64 x 64
 //    chunk at a time, which buys its ring a 4th stage (picked for K >= 7168). Tiles with rows the op must not write
@@ -138,6 +139,9 @@ struct Traits {
   // (bench/NOTES.md, "v5b"): 2-4% faster for m64n128, 1-6% slower for m64n32 / m64n56 (short WGMMAs: nothing to
   // hide the promotion behind), even for m64n96; so only m64n128 has it.
   static constexpr bool kDualPart = BM == 64 && BN == 128 && KS == 1;
+  // BM 256 x BN <= 96: a partial accumulator per wave, both waves' WGMMAs issued together, wave 0 promoted while
+  // wave 1's run (2 x BN/2 partials + 2 x BN/2 accumulators fit the 232 registers up to BN 96).
+  static constexpr bool kWaveParts = BM == 256 && BN <= 96;
   // BN divides 128: a tile never straddles two 128-column B-scale blocks, so the promotion needs one B scale.
   static constexpr bool kOneSb = 128 % BN == 0;
   // + the producer warp, alone in its warpgroup; BM 256 launches the whole producer warpgroup (setmaxnreg
@@ -849,6 +853,27 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
             read_scales();
           }
+          // acc (one wave's accumulator) += P * scales. Each element is one FFMA. v6: where BN divides 128 the tile lies
+          // in one B-scale block (first_hi >= BN / 8), so `hi` is false at compile time: no select, no second product or
+          // load. (Pinning the four products for the straddling BNs, to select between registers instead of sa x
+          // select(sb0, sb1) per n8 block, measured 3% slower for m256n112: ptxas kept the predicates in registers.)
+          auto promote = [&](float(&A)[BN / 2], const float(&P)[BN / 2], float a_lo, float a_hi, float c0, float c1) {
+            const float s00 = a_lo * c0, s01 = a_lo * c1, s10 = a_hi * c0, s11 = a_hi * c1;
+#pragma unroll
+            for (int i = 0; i < BN / 8; ++i) {
+              const bool hi = !T::kOneSb && i >= first_hi;
+              const float s_lo = hi ? s01 : s00, s_hi = hi ? s11 : s10;
+              A[4 * i + 0] += P[4 * i + 0] * s_lo;
+              A[4 * i + 1] += P[4 * i + 1] * s_lo;
+              A[4 * i + 2] += P[4 * i + 2] * s_hi;
+              A[4 * i + 3] += P[4 * i + 3] * s_hi;
+            }
+          };
+          // The stage release: see peer_empty.
+          auto release = [&](uint32_t st) {
+            ptx::mbarrier_arrive_if(bar_empty + st * 8, lane == 0);
+            ptx::mbarrier_arrive_mapped_if(peer_empty + st * 8, lane == 0);
+          };
           auto k_block = [&](int32_t kb, bool next) {  // next: kb + 1 < kb_end (known to the unrolled rounds)
             // This K block's stage and scales (every shared read of the stage comes before its release).
             const uint32_t st = cur, sa_stage = sa_next;
@@ -874,29 +899,55 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
               for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
               if (j == W - 1) {
                 if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
-                ptx::mbarrier_arrive_if(bar_empty + st * 8, lane == 0);
-                ptx::mbarrier_arrive_mapped_if(peer_empty + st * 8, lane == 0);
+                release(st);
                 if (next && !landed) {
                   ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
                   read_scales();
                 }
               }
-              // Each element is one FFMA (acc += part * s). v6: where BN divides 128 the tile lies in one B-scale
-              // block (first_hi >= BN / 8), so `hi` is false at compile time: no select, no second product or load.
-              // (Pinning the four products for the straddling BNs, to select between registers instead of sa x
-              // select(sb0, sb1) per n8 block, measured 3% slower for m256n112: ptxas kept the predicates in registers.)
-              const float s00 = sa_lo[j] * cb0, s01 = sa_lo[j] * cb1, s10 = sa_hi[j] * cb0, s11 = sa_hi[j] * cb1;
               if (DSK_FP8_GEMM_PROBE && next) continue;
-#pragma unroll
-              for (int i = 0; i < BN / 8; ++i) {
-                const bool hi = !T::kOneSb && i >= first_hi;
-                const float s_lo = hi ? s01 : s00, s_hi = hi ? s11 : s10;
-                acc[j][4 * i + 0] += part[4 * i + 0] * s_lo;
-                acc[j][4 * i + 1] += part[4 * i + 1] * s_lo;
-                acc[j][4 * i + 2] += part[4 * i + 2] * s_hi;
-                acc[j][4 * i + 3] += part[4 * i + 3] * s_hi;
-              }
+              promote(acc[j], part, sa_lo[j], sa_hi[j], cb0, cb1);
             }
+            if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
+            ++tstep;
+          };
+          // BM 256 x BN <= 96 (kWaveParts, v11): both waves' WGMMAs are issued at once, each into its own partial
+          // accumulator; wave 0 is promoted while wave 1's WGMMAs run, wave 1 after the stage is released. With one
+          // partial, each wave's WGMMAs waited behind the previous wave's promotion, which at n88 (44 cycles of tensor
+          // work per WGMMA) takes about as long as the other warpgroup's WGMMAs, and the tensor pipe idled between them.
+          // Measured (bench/NOTES.md, "v11"): m256n88 6% fewer cycles at 4096x2112x7168. Issuing the next K block's wave
+          // 0 before wave 1's promotion as well (across K blocks) was 5% slower than this.
+          float part2[BN / 2];  // (dropped by the compiler in the other kernels, which never read it)
+#pragma unroll
+          for (int i = 0; i < BN / 2; ++i) part2[i] = 0.0f;
+          auto k_block_waves = [&](int32_t kb, bool next) {
+            static_assert(!T::kWaveParts || W == 2, "two waves");
+            const uint32_t st = cur, sa_stage = sa_next;
+            const float cb0 = sb0, cb1 = sb1, a_lo0 = sa_lo0, a_hi0 = sa_hi0;
+            const float a_lo1 = ld_shared_f32(sa_stage + (row_lo + 64) * 16), a_hi1 = ld_shared_f32(sa_stage + (row_lo + 72) * 16);
+            const uint64_t da = da_next, db = db_next;
+            wgmma_k_block<BN>(part, da, db);
+            wgmma_k_block<BN>(part2, da + (64 * 128 >> 4), db);
+            bool landed = false;
+            if (next) {
+              locate(kb + 1);
+              landed = ptx::mbarrier_test_wait_parity(bar_full + stage * 8, phase);
+              if (landed) read_scales();
+            }
+            ptx::wgmma_wait<1>();  // wave 0 done, wave 1 in flight
+#pragma unroll
+            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
+            if (!DSK_FP8_GEMM_PROBE || !next) promote(acc[0], part, a_lo0, a_hi0, cb0, cb1);
+            ptx::wgmma_wait<0>();
+#pragma unroll
+            for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part2[i]);
+            if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 1] = clock64();
+            release(st);
+            if (next && !landed) {
+              ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
+              read_scales();
+            }
+            if (!DSK_FP8_GEMM_PROBE || !next) promote(acc[W - 1], part2, a_lo1, a_hi1, cb0, cb1);
             if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
             ++tstep;
           };
@@ -913,6 +964,8 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
 #pragma unroll
               for (int u = 0; u < 4; ++u) k_block(4 * r + u, u < 3 || 4 * r + 4 < kb_end);
             }
+          } else if constexpr (T::kWaveParts) {
+            for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block_waves(kb, kb + 1 < kb_end);
           } else {
             for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb, kb + 1 < kb_end);
           }
