@@ -33,7 +33,7 @@ for s in $SHAPES; do
   for v in $VARIANTS; do
     cp "/tmp/nodes/$v.node" build/Release/deepseek_kernels.node
     timeout 120 "$NCU" --csv --print-units base --metrics "$METRICS" --kernel-name regex:fp8_gemm_sm90 --launch-skip 3 --launch-count "$COUNT" \
-      node dist/bench/gemm.js --no-cublas --shapes "$s" > "$OUT/${v}_$s.csv" 2>&1
+      node dist/bench/gemm.js --no-cublas ${BENCH_ARGS:-} --shapes "$s" > "$OUT/${v}_$s.csv" 2>&1
     csv "$OUT/${v}_$s.csv" > "$OUT/${v}_$s.txt"
   done
   if [ "${DG:-0}" = 1 ]; then
