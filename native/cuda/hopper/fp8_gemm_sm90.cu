@@ -125,7 +125,9 @@ constexpr int kRecSlots = 4, kRecBytes = 64;
 template <int BM, int BN, int KS = 1, bool DEEP = false>
 struct Traits {
   static_assert(BM == 64 || BM == 128 || BM == 256, "BM is 64 (one math warpgroup), 128 or 256 (two)");
-  static_assert(BN % 8 == 0 && BN >= 16 && BN <= (BM == 64 ? 192 : 128), "BN is a multiple of 8 in [16, 192] (128 with two math warpgroups)");
+  static_assert(BN % 8 == 0 && BN >= 16 && BN <= (BM == 64 ? 192 : BM == 128 ? 136 : 128),
+                "BN is a multiple of 8 in [16, 192] (136 at BM 128, 128 at BM 256)");
+  // (BN <= 136: a tile touches at most two 128-column B-scale blocks, as tiles start at multiples of 8 columns into one.)
   static constexpr int kMathWG = BM == 64 ? 1 : 2;
   // KS 2: the kernel runs as a split-K pair (kSplitK), with a buffer for the partner's fp32 partial sums.
   static_assert(KS == 1 || (KS == 2 && BM == 64), "split-K pairs are BM 64");
@@ -1172,7 +1174,7 @@ KernelInfo kernel_info() {
 const std::vector<KernelInfo>& kernels() {
   static const std::vector<KernelInfo> k = {
       kernel_info<64, 16>(),  kernel_info<64, 32>(),   kernel_info<64, 56>(),   kernel_info<64, 96>(),
-      kernel_info<64, 128>(), kernel_info<128, 96>(), kernel_info<128, 112>(), kernel_info<128, 128>(),
+      kernel_info<64, 128>(), kernel_info<128, 96>(), kernel_info<128, 112>(), kernel_info<128, 128>(), kernel_info<128, 136>(),
       kernel_info<256, 88>(), kernel_info<256, 112>(), kernel_info<256, 128>(), kernel_info<256, 128, 1, true>(), kernel_info<64, 32, 2>(), kernel_info<64, 64, 2>(),
   };
   return k;
@@ -1305,7 +1307,11 @@ double us_per_k_block(int bm, int bn) {
   // m128n128 at 0.56 (v8 sweep: 4096x2112x7168 m128n128.mcA 121 us, m256n128s4.mcA 125); v7 kept 0.59 because 0.56
   // turned the prefill's grouped GEMMs from m128n128.mcA to m128n128 (1.64 -> 1.85 ms), a DRAM-bound tie that the
   // pair now wins (estimate_us). bench/NOTES.md, "v7" and "v8".
-  return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : 0.56;
+  // m128n136 (v11): DeepGEMM's tile width for N = 2112 at 1024-2048 rows (8 x 16 tiles in one wave, where m256n88 fills
+  // 96 SMs). 0.75 from bench/NOTES.md "v11" (calls 12-13: 1024x2112x7168 30.3 us against m256n88's 35.8, 2048 rows
+  // 59.3 against m128n128.mcA's 68-69), which keeps m256n88.mcA at 4096 rows (194k cycles against m128n136.mcA's
+  // 206k). Normal layout only: see estimate_us.
+  return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : bn <= 128 ? 0.56 : 0.75;
 }
 
 double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
@@ -1323,6 +1329,12 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   // bounds the time: each CTA of the pair loads half the K blocks; + the exchange of the partial sums.
   const bool split = c.mc == kSplitK;
   if (split && (waves > 1 || p.kind != Fp8GemmKind::Normal)) return 1e30;
+  // m128n136 on the grouped layouts: with every expert's 128 rows filled it beat m64n128.mcA by 1.1-1.6x (v11, call 13:
+  // c:256x128x4096x7168 3.9 against 5.4 ms), but in the model, where most padded 128-row segments hold a few rows
+  // (decode; prefill at 1024 tokens), BM 64 skips the empty halves: the 1024-token prefill took 40.1 against 38.6 ms
+  // and batch-64 decode 2259 against 2343 tokens/s (call 14). The heuristic does not see how full the segments are, so
+  // it does not offer m128n136 there (forcing it still runs it).
+  if (ki.bn > 128 && p.kind != Fp8GemmKind::Normal) return 1e30;
   // A pair gains 3-4% on multi-wave shapes (the bytes each CTA loads), once its K loop is long enough to absorb the
   // two CTAs waiting on each other's releases: at K = 512 (4 K blocks per tile) m256n128 measured 146 us against
   // m256n128.mcA's 151 at 4096x32768x512 (v8 sweep, bench/NOTES.md). v9 sweep (call 13): at K = 2048 only over many
