@@ -1331,9 +1331,10 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   if (split && (waves > 1 || p.kind != Fp8GemmKind::Normal)) return 1e30;
   // m128n136 on the grouped layouts: with every expert's 128 rows filled it beat m64n128.mcA by 1.1-1.6x (v11, call 13:
   // c:256x128x4096x7168 3.9 against 5.4 ms), but in the model, where most padded 128-row segments hold a few rows
-  // (decode; prefill at 1024 tokens), BM 64 skips the empty halves: the 1024-token prefill took 40.1 against 38.6 ms
-  // and batch-64 decode 2259 against 2343 tokens/s (call 14). The heuristic does not see how full the segments are, so
-  // it does not offer m128n136 there (forcing it still runs it).
+  // (decode; prefill at 1024 tokens), a BM 64 tile of padding rows only is skipped while a BM 128 tile is not: the
+  // 1024-token prefill took 40.1 against 38.6 ms and batch-64 decode 2259 against 2343 tokens/s (call 14; the model's
+  // run-to-run spread is 3-7%, so this is a direction, not a measurement). The heuristic does not see how full the
+  // segments are, so it does not offer m128n136 there (forcing it still runs it).
   if (ki.bn > 128 && p.kind != Fp8GemmKind::Normal) return 1e30;
   // A pair gains 3-4% on multi-wave shapes (the bytes each CTA loads), once its K loop is long enough to absorb the
   // two CTAs waiting on each other's releases: at K = 512 (4 K blocks per tile) m256n128 measured 146 us against
