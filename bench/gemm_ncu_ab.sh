@@ -5,6 +5,8 @@
 # median of their cycles (sm__cycles_elapsed.max) and durations; DG=1 adds DeepGEMM's kernel on the same shapes.
 # Run on the GPU machine after bench/gemm_ab.sh (which unpacks node, the addons into /tmp/nodes and DeepGEMM):
 #   bash bench/gemm_ncu_ab.sh LOGDIR "new base" "9 10 12"     # indices of bench/gemm.ts's shapes
+# Env: COUNT (launches profiled, default 3); DG=1 (DeepGEMM too); BENCH_ARGS (options for bench:gemm, e.g.
+# "--config m256n128" to time one configuration instead of the heuristic's pick).
 set -u
 OUT=${1:-/tmp/gemm_ncu_ab}
 VARIANTS=${2:-new base}
