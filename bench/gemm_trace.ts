@@ -13,7 +13,10 @@
 //   pwait    producer: time blocked on the empty barrier
 //   issue    producer: empty wait done -> issue done (expect_tx + the TMA instructions, or the cp.async copies)
 //   epi      consumer: epilogue per tile
-//   DSK_FP8_GEMM_TRACE=/tmp/t.jsonl node dist/bench/gemm_trace.js [--json out.json] M,N,K[,config] ...
+//   DSK_FP8_GEMM_TRACE=/tmp/t.jsonl node dist/bench/gemm_trace.js [--json out.json] [--steps] M,N,K[,config] ...
+// --steps also prints CTA 0's steps one per line (ns from the kernel's start): the producer's empty wait start and
+// issue done, the consumer's full wait done and release, and per tile the epilogue; then the medians of the K
+// blocks that start a tile against the others (is a tile's first stage late, and is it issued late or slow to land?).
 import * as fs from 'node:fs';
 import * as dsk from '../lib/index';
 import { getNative } from '../lib/native';
@@ -46,7 +49,7 @@ function summarize(t: TraceLine): Record<string, number | string> {
   for (let i = 0; i < 1024; i++) {
     const pe = w[t.prod + 2 * i], pi = w[t.prod + 2 * i + 1];
     const cf = w[t.cons + 3 * i], cm = w[t.cons + 3 * i + 1], cp = w[t.cons + 3 * i + 2];
-    if (!cf) break; // (BM 256's lean producer stamps nothing: pe = pi = 0, its columns NaN)
+    if (!cf) break;
     steps.push({ pe, pi, cf, cm, cp });
   }
   const tiles: number[] = [];
@@ -66,7 +69,7 @@ function summarize(t: TraceLine): Record<string, number | string> {
   for (const s of ss) {
     mma.push(ns(s.cm - s.cf));
     promote.push(ns(s.cp - s.cm));
-    lead.push(s.pi ? ns(s.cf - s.pi) : NaN);  // BM 256's lean producer does not stamp
+    lead.push(s.pi ? ns(s.cf - s.pi) : NaN);
     issue.push(s.pi ? ns(s.pi - s.pe) : NaN);
   }
   return {
@@ -89,6 +92,35 @@ function summarize(t: TraceLine): Record<string, number | string> {
   };
 }
 
+// One line per step of CTA 0, and the first-of-tile / in-tile medians (--steps).
+function printSteps(t: TraceLine, kbPerTile: number): void {
+  const w = t.w;
+  const ghz = (w[2] - w[0]) / (w[3] - w[1]);
+  const at = (c: number) => (c ? ((c - w[0]) / ghz).toFixed(0) : '-');
+  const ns = (c: number) => c / ghz;
+  const first: Record<string, number[]> = { lead: [], wait: [], late: [] };
+  const rest: Record<string, number[]> = { lead: [], wait: [], late: [] };
+  console.log('step tile kb | prod: wait-start issued | cons: full-done released | lead(issued->full) late(release S back->issued)');
+  for (let i = 0; i < 1024; i++) {
+    const pe = w[t.prod + 2 * i], pi = w[t.prod + 2 * i + 1], cf = w[t.cons + 3 * i], cm = w[t.cons + 3 * i + 1];
+    if (!cf) break;
+    const kb = i % kbPerTile, tile = Math.floor(i / kbPerTile);
+    const relBack = i >= t.stages ? w[t.cons + 3 * (i - t.stages) + 1] : 0;  // the release that freed this stage
+    const lead = pi ? ns(cf - pi) : NaN, late = pi && relBack ? ns(pi - relBack) : NaN;
+    const prevEnd = i > 0 ? w[t.cons + 3 * (i - 1) + 2] : 0;
+    const wait = kb === 0 && tile > 0 ? ns(cf - w[t.tile + 2 * (tile - 1) + 1]) : prevEnd ? ns(cf - prevEnd) : NaN;
+    const bucket = kb === 0 ? first : rest;
+    bucket.lead.push(lead);
+    bucket.late.push(late);
+    if (i >= t.stages) bucket.wait.push(wait);
+    console.log(`${i} ${tile} ${kb} | ${at(pe)} ${at(pi)} | ${at(cf)} ${at(cm)} | ${lead.toFixed(0)} ${late.toFixed(0)}` +
+      (kb === kbPerTile - 1 && w[t.tile + 2 * tile] ? ` | epilogue ${at(w[t.tile + 2 * tile])} -> ${at(w[t.tile + 2 * tile + 1])}` : ''));
+  }
+  for (const [name, b] of [['first K block of a tile', first], ['other K blocks', rest]] as const)
+    console.log(`${name}: lead ${med(b.lead).toFixed(0)} ns, issued after the release ${med(b.late).toFixed(0)} ns, ` +
+      `consumer wait (from the epilogue's / previous block's end) ${med(b.wait).toFixed(0)} ns`);
+}
+
 async function main(): Promise<void> {
   const file = process.env.DSK_FP8_GEMM_TRACE;
   if (!file) throw new Error('set DSK_FP8_GEMM_TRACE=<file>');
@@ -97,7 +129,8 @@ async function main(): Promise<void> {
     return;
   }
   const ji = process.argv.indexOf('--json');
-  const specs = process.argv.slice(2).filter((a, i, all) => a !== '--json' && all[i - 1] !== '--json');
+  const steps = process.argv.includes('--steps');
+  const specs = process.argv.slice(2).filter((a, i, all) => a !== '--json' && a !== '--steps' && all[i - 1] !== '--json');
   const native = getNative();
   const out: Record<string, number | string>[] = [];
   for (const spec of specs) {
@@ -115,9 +148,11 @@ async function main(): Promise<void> {
     dsk.ops.fp8Gemm(a, sa, b, sb, { out: o });
     await dsk.synchronize(DEVICE);
     const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
-    const row = summarize(JSON.parse(lines[lines.length - 1]) as TraceLine);
+    const line = JSON.parse(lines[lines.length - 1]) as TraceLine;
+    const row = summarize(line);
     out.push(row);
     console.log(JSON.stringify(row));
+    if (steps) printSteps(line, K / 128);
     for (const t of [a, sa, b, sb, o]) t.dispose();
   }
   dsk.ops.fp8GemmTesting.force('');

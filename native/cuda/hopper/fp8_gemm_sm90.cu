@@ -441,14 +441,15 @@ __device__ __forceinline__ int32_t take_record(uint32_t rec, uint32_t bar_rec, u
 // hoisted into registers for the whole loop; the scale copy loop is not unrolled.
 template <int BM, int BN, bool DEEP>
 __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUtensorMap* tm_b, const CUtensorMap* tm_sa, const CUtensorMap* tm_sb,
-                                             const Params& p, uint32_t smem, uint32_t rank, int32_t cluster_id, int32_t num_clusters, bool scales_tma) {
+                                             const Params& p, uint32_t smem, uint32_t rank, int32_t cluster_id, int32_t num_clusters, bool scales_tma,
+                                             uint64_t* tr) {
   using T = Traits<BM, BN, 1, DEEP>;
   constexpr int S = T::kStages;
   const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
   // [0] the scheduler's cursor, [16] unit, last pass, row0, group, [32] n_block, records read
   const uint32_t stash = smem + T::kOffStash;
   Scheduler<BM, BN> sched(p);
-  int32_t stage = 0, sslot = T::kTmaSlots - 1;
+  int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0;
   uint32_t phase = 0, recs = 0;
   for (int32_t u = cluster_id;; u += num_clusters) {
     Tile t;
@@ -471,6 +472,9 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
         if (scales_now) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
         const int4 tile = ld_shared_u32x4(stash + 16);   // .z = row0, .w = group (read while the wait below runs)
         const int32_t n_block = ld_shared_u32x4(stash + 32).x;
+        // trace builds (CTA 0): the step's empty wait starts, and below, its loads are issued (bench/gemm_trace.ts)
+        const bool stamp = DSK_FP8_GEMM_TRACE_BUILD && tr && lane == 0 && tstep < kTraceSteps;
+        if (stamp) tr[kTraceProd + 2 * tstep] = clock64();
         ptx::mbarrier_wait_parity(full + S * 8, phase ^ 1);  // this stage's `empty` barrier
         const int32_t row0 = tile.z, g_ = tile.w;
         if (ptx::elect_one()) {
@@ -525,6 +529,8 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
           }
           ptx::cp_async_mbarrier_arrive_noinc(full);
         }
+        if (stamp) tr[kTraceProd + 2 * tstep + 1] = clock64();
+        ++tstep;
         if (++stage == S) stage = 0, phase ^= 1;
       }
       const int4 c = ld_shared_u32x4(stash), up = ld_shared_u32x4(stash + 16), nr = ld_shared_u32x4(stash + 32);
@@ -604,7 +610,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
     // ---------------- producer warpgroup ----------------
     if constexpr (T::kRegMove) {
       ptx::setmaxnreg_dec<kProducerRegs>();
-      if (warp == T::kMathWG * 4) produce_lean<BM, BN, DEEP>(&tm_a, &tm_b, &tm_sa, &tm_sb, p, smem, rank, cluster_id, num_clusters, scales_tma);
+      if (warp == T::kMathWG * 4) produce_lean<BM, BN, DEEP>(&tm_a, &tm_b, &tm_sa, &tm_sb, p, smem, rank, cluster_id, num_clusters, scales_tma, tr);
       else if (warp == T::kRecWarp) write_pass_records<BM, BN>(p, rec, bar_rec, rank, cluster_id, num_clusters);
     } else if (warp == T::kRecWarp) {
       write_pass_records<BM, BN>(p, rec, bar_rec, rank, cluster_id, num_clusters);
