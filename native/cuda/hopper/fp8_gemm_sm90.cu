@@ -567,6 +567,11 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
   // when the scales come by TMA, 4 K blocks per box).
   const int32_t kb_half = KS == 2 ? (p.scales_tma ? (p.kb_count / 2) & ~3 : p.kb_count / 2) : 0;
   const int32_t kb_begin = KS == 2 && rank == 1 ? kb_half : 0, kb_end = KS == 2 && rank == 0 ? kb_half : p.kb_count;
+  // The host launches K >= 128 only, so (KS 1) every pass has a K block. Saying so drops a K = 0 path for which ptxas
+  // zeroed the accumulators a second time per tile (125 CS2R per tile in m256n128's SASS against 64): 1-1.6% fewer
+  // cycles for the 3-stage BM 256 kernels and m256n88, but 1-3% more for m128n136.mcA, m64n32 and the deep BM 256
+  // ring, whose code it reshuffled otherwise (bench/NOTES.md, "v12"). So only there.
+  if constexpr (KS == 1 && BM == 256 && !DEEP) __builtin_assume(kb_end > kb_begin);
   const int32_t cluster_id = static_cast<int32_t>(blockIdx.x / cs), num_clusters = static_cast<int32_t>(gridDim.x / cs);
   const int32_t KB = p.kb_count;
   // The trace is compiled in only with DSK_FP8_GEMM_TRACE_BUILD=1 (its per-step checks are not free); m128n128
