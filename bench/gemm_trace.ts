@@ -41,9 +41,12 @@ const med = (xs: number[]): number => {
   return s.length ? s[Math.floor(s.length / 2)] : NaN;
 };
 
+// clock64 ticks per ns: the kernel's clock64 span over its globaltimer span (CTA 0's first and last stamps).
+const ticksPerNs = (w: number[]): number => (w[2] - w[0]) / (w[3] - w[1]);
+
 function summarize(t: TraceLine): Record<string, number | string> {
   const w = t.w;
-  const ghz = (w[2] - w[0]) / (w[3] - w[1]); // clock64 ticks per ns
+  const ghz = ticksPerNs(w);
   const ns = (c: number) => c / ghz;
   const steps: { pe: number; pi: number; cf: number; cm: number; cp: number }[] = [];
   for (let i = 0; i < 1024; i++) {
@@ -95,7 +98,7 @@ function summarize(t: TraceLine): Record<string, number | string> {
 // One line per step of CTA 0, and the first-of-tile / in-tile medians (--steps).
 function printSteps(t: TraceLine, kbPerTile: number): void {
   const w = t.w;
-  const ghz = (w[2] - w[0]) / (w[3] - w[1]);
+  const ghz = ticksPerNs(w);
   const at = (c: number) => (c ? ((c - w[0]) / ghz).toFixed(0) : '-');
   const ns = (c: number) => c / ghz;
   const first: Record<string, number[]> = { lead: [], wait: [], late: [] };
@@ -108,7 +111,8 @@ function printSteps(t: TraceLine, kbPerTile: number): void {
     const relBack = i >= t.stages ? w[t.cons + 3 * (i - t.stages) + 1] : 0;  // the release that freed this stage
     const lead = pi ? ns(cf - pi) : NaN, late = pi && relBack ? ns(pi - relBack) : NaN;
     const prevEnd = i > 0 ? w[t.cons + 3 * (i - 1) + 2] : 0;
-    const wait = kb === 0 && tile > 0 ? ns(cf - w[t.tile + 2 * (tile - 1) + 1]) : prevEnd ? ns(cf - prevEnd) : NaN;
+    const epiEnd = tile > 0 ? w[t.tile + 2 * (tile - 1) + 1] : 0;  // 0 past the traced tiles
+    const wait = kb === 0 ? (epiEnd ? ns(cf - epiEnd) : NaN) : prevEnd ? ns(cf - prevEnd) : NaN;
     const bucket = kb === 0 ? first : rest;
     bucket.lead.push(lead);
     bucket.late.push(late);
