@@ -5,6 +5,7 @@
 # Run on the GPU machine after bench/gemm_ab.sh (which unpacks node and DeepGEMM and warms DeepGEMM's JIT cache)
 # from the checkout's root, with the addon to profile in build/Release:
 #   bash bench/gemm_ncu.sh LOGDIR "12 0"      # indices of bench/gemm.ts's shapes
+# BENCH_ARGS adds options to bench:gemm (e.g. "--config m128n160.mcA": one configuration instead of the pick).
 # NCU_MODE=stall samples warp stalls per instruction and prints them per opcode (bench/ncu_stall_by_opcode.py).
 # NCU_MODE=roof collects instead a few counters per kernel (cycles, clock, tensor-pipe and shared-memory bank
 # utilization, DRAM and L2 bytes, instructions; those the machine's ncu knows) and prints one table of both
@@ -35,7 +36,7 @@ if [ "${NCU_MODE:-sections}" = stall ]; then
 fi
 for s in $SHAPES; do
   timeout 120 "$NCU" "${SECTIONS[@]}" --kernel-name regex:fp8_gemm_sm90 --launch-skip 3 --launch-count 1 \
-    node dist/bench/gemm.js --no-cublas --shapes "$s" > "$OUT/ours_$s.txt" 2>&1
+    node dist/bench/gemm.js --no-cublas ${BENCH_ARGS:-} --shapes "$s" > "$OUT/ours_$s.txt" 2>&1
   echo "ours shape $s rc $?"
   (cd bench && DG_SHAPES=$s PYTHONPATH=/tmp/dg2:$(pwd)/../.gpu/anchors timeout 120 "$NCU" "${SECTIONS[@]}" --kernel-name regex:fp8_gemm_kernel \
     --launch-skip 3 --launch-count 1 python3 deepgemm_side.py time /tmp/dg_ncu_$s.json > "$OUT/deepgemm_$s.txt" 2>&1)

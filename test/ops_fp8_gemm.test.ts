@@ -241,8 +241,8 @@ describe.runIf(hasCuda)('fp8 GEMM kernel configurations on cuda:0', () => {
   it('lists the portable kernel and, on sm_90, Hopper configurations', () => {
     expect(configs[0]).toBe('portable');
     if (cc === '9.0') expect(configs.length).toBeGreaterThan(1);
-    // the BM 256 kernels (v4) are among them, so the per-configuration checks below cover them
-    if (cc === '9.0') expect(configs).toEqual(expect.arrayContaining(['m256n128', 'm256n128.mcA', 'm256n128.mcB', 'm256n128s4', 'm256n128s4.mcA', 'm256n112', 'm256n112.mcA', 'm256n88', 'm256n88.mcA']));
+    // the BM 256 kernels (v4) and m128n160 (v13) are among them, so the per-configuration checks below cover them
+    if (cc === '9.0') expect(configs).toEqual(expect.arrayContaining(['m256n128', 'm256n128.mcA', 'm256n128.mcB', 'm256n128s4', 'm256n128s4.mcA', 'm256n112', 'm256n112.mcA', 'm256n88', 'm256n88.mcA', 'm128n160', 'm128n160.mcA']));
   });
 
   // Scales by TMA where K/128 % 8 == 0 (K = 1024 here, and K = 512 with >= 1024 rows), by cp.async

@@ -2,8 +2,8 @@
 //
 // One CTA = one or two math warpgroups (64 rows each with BM 64 / 128; 128 rows as two m64 waves each with
 // BM 256) + a producer warp and a record warp (grouped layouts, below) in the last warpgroup: 256 threads with BM 64,
-// 320 with BM 128, 384 with BM 256 (whose producer warpgroup gives registers to the math warpgroups by setmaxnreg
-// 40 / 232).
+// 320 with BM 128, 384 with BM 256 and m128n160 (whose producer warpgroup gives registers to the math warpgroups by
+// setmaxnreg 40 / 232).
 //  - Producer: per 128-wide K block, lane 0 issues the TMA loads of the A tile (BM x 128 B) and the B tile (BN x 128
 //    B) into a stage of the shared-memory ring, completing on the stage's `full` barrier. The scales come from the
 //    row-major [rows, K/128] (A) and [groups, N/128, K/128] (B) matrices, no transpose pass: by TMA, every 4th K
@@ -41,6 +41,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 
 #include "../cluster_launch.cuh"
 #include "../../../ptx/cluster.h"
@@ -122,12 +123,17 @@ constexpr int kProducerRegs = 40, kMathRegs = 232;
 constexpr int kRecSlots = 4, kRecBytes = 64;
 
 // DEEP (BM 256): one more pipeline stage, paid for by staging D one 64 x 64 chunk at a time (v8).
+// gcd(bn, 128) for a multiple of 8: tiles of width bn start at multiples of it into a 128-column B-scale block.
+constexpr int scale_block_gcd(int bn) { return (bn & -bn) < 128 ? (bn & -bn) : 128; }
+
 template <int BM, int BN, int KS = 1, bool DEEP = false>
 struct Traits {
   static_assert(BM == 64 || BM == 128 || BM == 256, "BM is 64 (one math warpgroup), 128 or 256 (two)");
-  static_assert(BN % 8 == 0 && BN >= 16 && BN <= (BM == 64 ? 192 : BM == 128 ? 136 : 128),
-                "BN is a multiple of 8 in [16, 192] (136 at BM 128, 128 at BM 256)");
-  // (BN <= 136: a tile touches at most two 128-column B-scale blocks, as tiles start at multiples of 8 columns into one.)
+  static_assert(BN % 8 == 0 && BN >= 16 && BN <= (BM == 64 ? 192 : BM == 128 ? 160 : 128),
+                "BN is a multiple of 8 in [16, 192] (160 at BM 128, 128 at BM 256)");
+  // Tiles start at multiples of BN, so at multiples of g = gcd(BN, 128) into a 128-column B-scale block, at most
+  // 128 - g in: a tile touches at most the two scale blocks the kernel reads while BN <= 128 + g (136, 144, 160, 192).
+  static_assert(BN <= 128 + scale_block_gcd(BN), "a tile would touch three B-scale blocks");
   static constexpr int kMathWG = BM == 64 ? 1 : 2;
   // KS 2: the kernel runs as a split-K pair (kSplitK), with a buffer for the partner's fp32 partial sums.
   static_assert(KS == 1 || (KS == 2 && BM == 64), "split-K pairs are BM 64");
@@ -146,9 +152,15 @@ struct Traits {
   static constexpr bool kWaveParts = BM == 256 && BN <= 96;
   // BN divides 128: a tile never straddles two 128-column B-scale blocks, so the promotion needs one B scale.
   static constexpr bool kOneSb = 128 % BN == 0;
+  // BM 128 tiles that straddle two B-scale blocks: the K loop is compiled once per place of the boundary in the tile
+  // (first_hi, see with_first_hi), so the promotion takes each n8 block's scale without a runtime select (DeepGEMM's
+  // way): m128n160 ran 17% fewer cycles (bench/NOTES.md, "v13"); m128n112 / m128n96 measured 5-7% faster in v10.
+  // (At BM 256 the copies cost register moves: 2-4% slower, v10.)
+  static constexpr bool kFirstHiSwitch = BM == 128 && !kOneSb;
   // + the producer warp, alone in its warpgroup; BM 256 launches the whole producer warpgroup (setmaxnreg
-  // is per warpgroup) and moves registers to the math warpgroups.
-  static constexpr bool kRegMove = BM == 256;
+  // is per warpgroup) and moves registers to the math warpgroups. So does BM 128 past BN 136: at 320 threads ptxas
+  // held m128n160 (160 accumulator and partial registers) to 168 registers, with 52 bytes of spills.
+  static constexpr bool kRegMove = BM == 256 || (BM == 128 && BN > 136);
   static constexpr int kRecWarp = kMathWG * 4 + 1;  // the producer's warp, then the record warp
   // Contiguous layout: the producer takes each pass's expert from the records too, except with BM 64, whose
   // producer walks the tile's rows itself. Measured (bench/NOTES.md, "v9"): from the records, m128n128.mcA and
@@ -335,6 +347,20 @@ __device__ __forceinline__ void rows_mask(int32_t valid, uint32_t* mask) {
 }
 
 // ---- the kernel ----
+
+// Calls f(std::integral_constant<int, first_hi>) for the runtime first_hi of a BN-wide tile: tiles start at
+// multiples of BN, so k * gcd(BN, 128) columns into a 128-column B-scale block, and first_hi = (128 - that) / 8.
+// One compare per candidate, once per tile.
+template <int BN, class F, int... I>
+__device__ __forceinline__ void with_first_hi_seq(int first_hi, F& f, std::integer_sequence<int, I...>) {
+  constexpr int g = scale_block_gcd(BN);
+  bool done = false;
+  ((done = done || (first_hi == (128 - I * g) / 8 ? (f(std::integral_constant<int, (128 - I * g) / 8>{}), true) : false)), ...);
+}
+template <int BN, class F>
+__device__ __forceinline__ void with_first_hi(int first_hi, F& f) {
+  with_first_hi_seq<BN>(first_hi, f, std::make_integer_sequence<int, 128 / scale_block_gcd(BN)>{});
+}
 
 __device__ __forceinline__ float ld_shared_f32(uint32_t addr) {
   float v;
@@ -870,11 +896,13 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
           // in one B-scale block (first_hi >= BN / 8), so `hi` is false at compile time: no select, no second product or
           // load. (Pinning the four products for the straddling BNs, to select between registers instead of sa x
           // select(sb0, sb1) per n8 block, measured 3% slower for m256n112: ptxas kept the predicates in registers.)
-          auto promote = [&](float(&A)[BN / 2], const float(&P)[BN / 2], float a_lo, float a_hi, float c0, float c1) {
+          // fh: std::integral_constant<int, FH>, FH >= 0 the tile's first_hi known at compile time (T::kFirstHiSwitch).
+          auto promote = [&](float(&A)[BN / 2], const float(&P)[BN / 2], float a_lo, float a_hi, float c0, float c1, auto fh) {
+            constexpr int FH = decltype(fh)::value;
             const float s00 = a_lo * c0, s01 = a_lo * c1, s10 = a_hi * c0, s11 = a_hi * c1;
 #pragma unroll
             for (int i = 0; i < BN / 8; ++i) {
-              const bool hi = !T::kOneSb && i >= first_hi;
+              const bool hi = !T::kOneSb && i >= (FH >= 0 ? FH : first_hi);
               const float s_lo = hi ? s01 : s00, s_hi = hi ? s11 : s10;
               A[4 * i + 0] += P[4 * i + 0] * s_lo;
               A[4 * i + 1] += P[4 * i + 1] * s_lo;
@@ -887,7 +915,8 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             ptx::mbarrier_arrive_if(bar_empty + st * 8, lane == 0);
             ptx::mbarrier_arrive_mapped_if(peer_empty + st * 8, lane == 0);
           };
-          auto k_block = [&](int32_t kb, bool next) {  // next: kb + 1 < kb_end (known to the unrolled rounds)
+          using RuntimeFirstHi = std::integral_constant<int, -1>;
+          auto k_block = [&](int32_t kb, bool next, auto fh) {  // next: kb + 1 < kb_end (known to the unrolled rounds)
             // This K block's stage and scales (every shared read of the stage comes before its release).
             const uint32_t st = cur, sa_stage = sa_next;
             const float cb0 = sb0, cb1 = sb1;
@@ -919,7 +948,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
                 }
               }
               if (DSK_FP8_GEMM_PROBE && next) continue;
-              promote(acc[j], part, sa_lo[j], sa_hi[j], cb0, cb1);
+              promote(acc[j], part, sa_lo[j], sa_hi[j], cb0, cb1, fh);
             }
             if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
             ++tstep;
@@ -950,7 +979,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             ptx::wgmma_wait<1>();  // wave 0 done, wave 1 in flight
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
-            if (!DSK_FP8_GEMM_PROBE || !next) promote(acc[0], part, a_lo0, a_hi0, cb0, cb1);
+            if (!DSK_FP8_GEMM_PROBE || !next) promote(acc[0], part, a_lo0, a_hi0, cb0, cb1, RuntimeFirstHi{});
             ptx::wgmma_wait<0>();
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part2[i]);
@@ -960,7 +989,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
               ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
               read_scales();
             }
-            if (!DSK_FP8_GEMM_PROBE || !next) promote(acc[W - 1], part2, a_lo1, a_hi1, cb0, cb1);
+            if (!DSK_FP8_GEMM_PROBE || !next) promote(acc[W - 1], part2, a_lo1, a_hi1, cb0, cb1, RuntimeFirstHi{});
             if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
             ++tstep;
           };
@@ -975,12 +1004,17 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             for (int32_t r = 0; r < kb_end / 4; ++r) {
               stage = 1, cur = 0;
 #pragma unroll
-              for (int u = 0; u < 4; ++u) k_block(4 * r + u, u < 3 || 4 * r + 4 < kb_end);
+              for (int u = 0; u < 4; ++u) k_block(4 * r + u, u < 3 || 4 * r + 4 < kb_end, RuntimeFirstHi{});
             }
           } else if constexpr (T::kWaveParts) {
             for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block_waves(kb, kb + 1 < kb_end);
+          } else if constexpr (T::kFirstHiSwitch) {
+            auto run = [&](auto fh) {
+              for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb, kb + 1 < kb_end, fh);
+            };
+            with_first_hi<BN>(first_hi, run);
           } else {
-            for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb, kb + 1 < kb_end);
+            for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb, kb + 1 < kb_end, RuntimeFirstHi{});
           }
         }
         if constexpr (KS == 2) {
@@ -1185,7 +1219,7 @@ KernelInfo kernel_info() {
 const std::vector<KernelInfo>& kernels() {
   static const std::vector<KernelInfo> k = {
       kernel_info<64, 16>(),  kernel_info<64, 32>(),   kernel_info<64, 56>(),   kernel_info<64, 96>(),
-      kernel_info<64, 128>(), kernel_info<128, 96>(), kernel_info<128, 112>(), kernel_info<128, 128>(), kernel_info<128, 136>(),
+      kernel_info<64, 128>(), kernel_info<128, 96>(), kernel_info<128, 112>(), kernel_info<128, 128>(), kernel_info<128, 160>(),
       kernel_info<256, 88>(), kernel_info<256, 112>(), kernel_info<256, 128>(), kernel_info<256, 128, 1, true>(), kernel_info<64, 32, 2>(), kernel_info<64, 64, 2>(),
   };
   return k;
@@ -1318,10 +1352,12 @@ double us_per_k_block(int bm, int bn) {
   // m128n128 at 0.56 (v8 sweep: 4096x2112x7168 m128n128.mcA 121 us, m256n128s4.mcA 125); v7 kept 0.59 because 0.56
   // turned the prefill's grouped GEMMs from m128n128.mcA to m128n128 (1.64 -> 1.85 ms), a DRAM-bound tie that the
   // pair now wins (estimate_us). bench/NOTES.md, "v7" and "v8".
-  // m128n136 (v11): DeepGEMM's tile width for N = 2112 at 1024-2048 rows (8 x 16 tiles in one wave, where m256n88 fills
-  // 96 SMs). 0.75 from bench/NOTES.md "v11" (calls 12-13: 1024x2112x7168 30.3 us against m256n88's 35.8, 2048 rows
-  // 59.3 against m128n128.mcA's 68-69), which keeps m256n88.mcA at 4096 rows (194k cycles against m128n136.mcA's
-  // 206k). Normal layout only: see estimate_us.
+  // BN > 128 (m128n160; v11's m128n136 before it) at 0.75: from m128n136's 1024x2112x7168 30.3 us against m256n88's
+  // 35.8 (bench/NOTES.md, "v11"), which keeps m256n88.mcA at 4096 rows of N = 2112. m128n160 (v13, DeepGEMM's tile for
+  // the contiguous K = 2048 shapes) took m128n136's picks at that price, each faster: 1024x2112x7168 29.7 against
+  // 30.7 us, 2048 rows 58.3-59.0 against 59.0-59.5; and N = 576 at 4096 / 8192 rows (38.9 against m256n88's 40.8,
+  // 62.9 against m128n128.mcA's 72.4) and N = 18432 at 64-128 rows (56.3-56.8 against m64n96's 61.2-61.8). So
+  // m128n136 went. Normal layout only: see estimate_us.
   return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : bn <= 128 ? 0.56 : 0.75;
 }
 
@@ -1340,13 +1376,16 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   // bounds the time: each CTA of the pair loads half the K blocks; + the exchange of the partial sums.
   const bool split = c.mc == kSplitK;
   if (split && (waves > 1 || p.kind != Fp8GemmKind::Normal)) return 1e30;
-  // m128n136 on the grouped layouts: with every expert's 128 rows filled it beat m64n128.mcA by 1.1-1.6x (v11, call 13:
+  // BN > 128 on the grouped layouts: m128n136 (v11), with every expert's 128 rows filled, beat m64n128.mcA by 1.1-1.6x (call 13:
   // c:256x128x4096x7168 3.9 against 5.4 ms), but in the model, where most padded 128-row segments hold a few rows
   // (decode; prefill at 1024 tokens), a BM 64 tile of padding rows only is skipped while a BM 128 tile is not: the
   // 1024-token prefill took 40.1 against 38.6 ms and batch-64 decode 2259 against 2343 tokens/s (call 14; the model's
   // run-to-run spread is 3-7%, so this is a direction, not a measurement). The heuristic does not see how full the
-  // segments are, so it does not offer m128n136 there (forcing it still runs it).
+  // segments are, so it does not offer m128n160 there (forcing it still runs it).
   if (ki.bn > 128 && p.kind != Fp8GemmKind::Normal) return 1e30;
+  // m128n160 below 64 rows: the cost model calls it a DRAM-bound tie it wins by filling more SMs, but it measured
+  // 8% slower than m64n96 at 1 and 8 rows of N = 18432 (61.4 against 57.0 us; 9% faster from 64 rows on, v13).
+  if (ki.bm == 128 && ki.bn > 136 && rows < 64) return 1e30;
   // A pair gains 3-4% on multi-wave shapes (the bytes each CTA loads), once its K loop is long enough to absorb the
   // two CTAs waiting on each other's releases: at K = 512 (4 K blocks per tile) m256n128 measured 146 us against
   // m256n128.mcA's 151 at 4096x32768x512 (v8 sweep, bench/NOTES.md). v9 sweep (call 13): at K = 2048 only over many
