@@ -232,8 +232,8 @@ struct Traits {
   static constexpr int kOffSa = kOffRed + kRedBytes;
   static constexpr int kOffSb = kOffSa + kScaleSlots * kSaSlotBytes;
   static constexpr int kOffBar = kOffSb + kScaleSlots * kSbSlotBytes;
-  static constexpr int kOffStash = kOffBar + kStages * 16 + 16;  // BM 256: the producer's tile state (48 B)
-  static constexpr int kOffRec = kOffStash + (kRegMove ? 48 : 0);   // contiguous layout: the pass records
+  static constexpr int kOffStash = kOffBar + kStages * 16 + 16;  // the lean producer's tile state and issue plan (80 B)
+  static constexpr int kOffRec = kOffStash + (kRegMove ? 80 : 0);   // contiguous layout: the pass records
   static constexpr int kOffRecBar = kOffRec + kRecSlots * kRecBytes;  // and their full, then empty barriers
   static constexpr int kSmemBytes = kOffRecBar + kRecSlots * 16 + 1024;
   static_assert(kSmemBytes <= kSmemLimit && kOffSb % 128 == 0 && kOffBar % 8 == 0 && kOffRec % 16 == 0, "shared-memory layout");
@@ -460,11 +460,14 @@ __device__ __forceinline__ int32_t take_record(uint32_t rec, uint32_t bar_rec, u
   return g;
 }
 
-// The producer of the BM 256 kernel, which runs at setmaxnreg's 40 registers. Same protocol as the producer
-// in the kernel below (see there for the why of each step), but the tile's state (row, group, column block,
-// the scheduler's cursor) waits in a small stash in shared memory through the K loop and is re-read at the
-// K block that needs it, so nothing derived from it (byte counts, box predicates, 64-bit row pointers) is
-// hoisted into registers for the whole loop; the scale copy loop is not unrolled.
+// The producer of the kernels that move registers (BM 256, m128n160), which runs at setmaxnreg's 40 registers.
+// Same protocol as the producer in the kernel below (see there for the why of each step), but the tile's state
+// (row, group, column block, the scheduler's cursor) waits in a small stash in shared memory through the K loop,
+// so nothing is hoisted into registers for the whole loop; the scale copy loop is not unrolled. Each pass's issue
+// plan (rows to load, bytes, scale boxes) is worked out once into the stash: when a stage is released the
+// producer only reads the plan back and issues. (Working it out at every K block put ~40 instructions and their
+// branches between a stage's release and its refill; the producer fell behind and the math warps waited on
+// stages: with the plan, 1-6% fewer cycles, bench/NOTES.md, "v14".)
 template <int BM, int BN, bool DEEP>
 __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUtensorMap* tm_b, const CUtensorMap* tm_sa, const CUtensorMap* tm_sb,
                                              const Params& p, uint32_t smem, uint32_t rank, int32_t cluster_id, int32_t num_clusters, bool scales_tma,
@@ -472,7 +475,8 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
   using T = Traits<BM, BN, 1, DEEP>;
   constexpr int S = T::kStages;
   const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
-  // [0] the scheduler's cursor, [16] unit, last pass, row0, group, [32] n_block, records read
+  // [0] the scheduler's cursor, [16] unit, last pass, row0, group, [32] n_block, records read, [48] the issue plan:
+  // A row, B row, bytes, scale bytes, [64] the A- and B-scale box rows
   const uint32_t stash = smem + T::kOffStash;
   Scheduler<BM, BN> sched(p);
   int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0;
@@ -491,55 +495,65 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
       st_shared_u32x4(stash, sched.g, sched.base, sched.g_units, sched.g_rows);
       st_shared_u32x4(stash + 16, u, last, t.row0, g);
       st_shared_u32x4(stash + 32, t.n_block, static_cast<int32_t>(recs), 0, 0);
+      {
+        // The pass's issue plan, worked out once: the A and B rows this CTA loads (-1: none; a pair loads its half),
+        // the bytes each K block brings (the halves / tiles inside the tensors) and the scale boxes' rows and bytes
+        // (every 4th K block). The K loop below only reads it back.
+        const int32_t b_rows = p.groups * p.n, b_row = g * p.n + t.n_block * BN, sb_row = g * p.nb_count + (t.n_block * BN) / 128;
+        int32_t bytes = 0, a_issue = -1, b_issue = -1;
+        if (p.mc == kMcA) {
+          bytes += t.row0 < p.rows_total ? T::kABytes / 2 : 0;
+          bytes += t.row0 + BM / 2 < p.rows_total ? T::kABytes / 2 : 0;
+          const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
+          a_issue = half_row < p.rows_total ? half_row : -1;
+        } else {
+          bytes += t.row0 < p.rows_total ? T::kABytes : 0;
+          a_issue = t.row0 < p.rows_total ? t.row0 : -1;
+        }
+        if (p.mc == kMcB) {
+          bytes += b_row < b_rows ? T::kBBytes / 2 : 0;
+          bytes += b_row + BN / 2 < b_rows ? T::kBBytes / 2 : 0;
+          const int32_t half_row = b_row + static_cast<int32_t>(rank) * (BN / 2);
+          b_issue = half_row < b_rows ? half_row : -1;
+        } else {
+          bytes += b_row < b_rows ? T::kBBytes : 0;
+          b_issue = b_row < b_rows ? b_row : -1;
+        }
+        const bool sa_box = t.row0 < p.rows_total, sb_box = sb_row < p.groups * p.nb_count;
+        st_shared_u32x4(stash + 48, a_issue, b_issue, bytes, (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0));
+        st_shared_u32x4(stash + 64, sa_box ? t.row0 : -1, sb_box ? sb_row : -1, 0, 0);
+      }
 #pragma unroll 1
       for (int32_t kb = 0; kb < p.kb_count; ++kb) {
         const uint32_t full = smem + T::kOffBar + stage * 8;
         const bool scales_now = scales_tma && (kb & 3) == 0;
         if (scales_now) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
-        const int4 tile = ld_shared_u32x4(stash + 16);   // .z = row0, .w = group (read while the wait below runs)
-        const int32_t n_block = ld_shared_u32x4(stash + 32).x;
+        const int4 plan = ld_shared_u32x4(stash + 48);  // read while the wait below runs
         // trace builds (CTA 0): the step's empty wait starts, and below, its loads are issued (bench/gemm_trace.ts)
         const bool stamp = DSK_FP8_GEMM_TRACE_BUILD && tr && lane == 0 && tstep < kTraceSteps;
         if (stamp) tr[kTraceProd + 2 * tstep] = clock64();
         ptx::mbarrier_wait_parity(full + S * 8, phase ^ 1);  // this stage's `empty` barrier
-        const int32_t row0 = tile.z, g_ = tile.w;
         if (ptx::elect_one()) {
-          // The bytes of this K block: the halves / tiles inside the tensors (the same for every K block of the
-          // tile), + the scale boxes every 4th K block.
-          const int32_t b_rows = p.groups * p.n, b_row = g_ * p.n + n_block * BN, sb_row = g_ * p.nb_count + (n_block * BN) / 128;
-          uint32_t bytes = 0;
-          if (p.mc == kMcA) {
-            bytes += row0 < p.rows_total ? T::kABytes / 2 : 0;
-            bytes += row0 + BM / 2 < p.rows_total ? T::kABytes / 2 : 0;
-          } else {
-            bytes += row0 < p.rows_total ? T::kABytes : 0;
+          ptx::mbarrier_arrive_expect_tx(full, static_cast<uint32_t>(plan.z + (scales_now ? plan.w : 0)));
+          if (scales_now) {
+            const int4 boxes = ld_shared_u32x4(stash + 64);
+            if (boxes.x >= 0) ptx::tma_load_2d(smem + T::kOffSa + sslot * T::kSaSlotBytes, tm_sa, full, kb, boxes.x);
+            if (boxes.y >= 0) ptx::tma_load_2d(smem + T::kOffSb + sslot * T::kSbSlotBytes, tm_sb, full, kb, boxes.y);
           }
-          if (p.mc == kMcB) {
-            bytes += b_row < b_rows ? T::kBBytes / 2 : 0;
-            bytes += b_row + BN / 2 < b_rows ? T::kBBytes / 2 : 0;
-          } else {
-            bytes += b_row < b_rows ? T::kBBytes : 0;
-          }
-          const bool sa_box = scales_now && row0 < p.rows_total, sb_box = scales_now && sb_row < p.groups * p.nb_count;
-          ptx::mbarrier_arrive_expect_tx(full, bytes + (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0));
-          if (sa_box) ptx::tma_load_2d(smem + T::kOffSa + sslot * T::kSaSlotBytes, tm_sa, full, kb, row0);
-          if (sb_box) ptx::tma_load_2d(smem + T::kOffSb + sslot * T::kSbSlotBytes, tm_sb, full, kb, sb_row);
           const uint32_t a_dst = smem + T::kOffA + stage * T::kABytes, b_dst = smem + T::kOffB + stage * T::kBBytes;
-          if (p.mc == kMcA) {
-            const int32_t half_row = row0 + static_cast<int32_t>(rank) * (BM / 2);
-            if (half_row < p.rows_total) ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), tm_a, full, kb * 128, half_row, 0x3);
-          } else if (row0 < p.rows_total) {
-            ptx::tma_load_2d(a_dst, tm_a, full, kb * 128, row0);
+          if (plan.x >= 0) {
+            if (p.mc == kMcA) ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), tm_a, full, kb * 128, plan.x, 0x3);
+            else ptx::tma_load_2d(a_dst, tm_a, full, kb * 128, plan.x);
           }
-          if (p.mc == kMcB) {
-            const int32_t half_row = b_row + static_cast<int32_t>(rank) * (BN / 2);
-            if (half_row < b_rows) ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), tm_b, full, kb * 128, half_row, 0x3);
-          } else if (b_row < b_rows) {
-            ptx::tma_load_2d(b_dst, tm_b, full, kb * 128, b_row);
+          if (plan.y >= 0) {
+            if (p.mc == kMcB) ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), tm_b, full, kb * 128, plan.y, 0x3);
+            else ptx::tma_load_2d(b_dst, tm_b, full, kb * 128, plan.y);
           }
         }
         if (!scales_tma) {
           // One 4-byte cp.async per row into slot stage / 4, column stage % 4.
+          const int4 tile = ld_shared_u32x4(stash + 16);  // .z = row0, .w = group
+          const int32_t row0 = tile.z, g_ = tile.w, n_block = ld_shared_u32x4(stash + 32).x;
           const uint32_t sa_dst = smem + T::kOffSa + (stage >> 2) * T::kSaSlotBytes + lane * 16 + (stage & 3) * 4;
 #pragma unroll 1
           for (int32_t j = 0; j < BM / 32; ++j) {
