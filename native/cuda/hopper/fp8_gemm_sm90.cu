@@ -232,8 +232,8 @@ struct Traits {
   static constexpr int kOffSa = kOffRed + kRedBytes;
   static constexpr int kOffSb = kOffSa + kScaleSlots * kSaSlotBytes;
   static constexpr int kOffBar = kOffSb + kScaleSlots * kSbSlotBytes;
-  static constexpr int kOffStash = kOffBar + kStages * 16 + 16;  // the lean producer's tile state and issue plan (80 B)
-  static constexpr int kOffRec = kOffStash + (kRegMove ? 80 : 0);   // contiguous layout: the pass records
+  static constexpr int kOffStash = kOffBar + kStages * 16 + 16;  // the lean producer's tile state (48 B)
+  static constexpr int kOffRec = kOffStash + (kRegMove ? 48 : 0);   // contiguous layout: the pass records
   static constexpr int kOffRecBar = kOffRec + kRecSlots * kRecBytes;  // and their full, then empty barriers
   static constexpr int kSmemBytes = kOffRecBar + kRecSlots * 16 + 1024;
   static_assert(kSmemBytes <= kSmemLimit && kOffSb % 128 == 0 && kOffBar % 8 == 0 && kOffRec % 16 == 0, "shared-memory layout");
@@ -463,11 +463,11 @@ __device__ __forceinline__ int32_t take_record(uint32_t rec, uint32_t bar_rec, u
 // The producer of the kernels that move registers (BM 256, m128n160), which runs at setmaxnreg's 40 registers.
 // Same protocol as the producer in the kernel below (see there for the why of each step), but the tile's state
 // (row, group, column block, the scheduler's cursor) waits in a small stash in shared memory through the K loop,
-// so nothing is hoisted into registers for the whole loop; the scale copy loop is not unrolled. Each pass's issue
-// plan (rows to load, bytes, scale boxes) is worked out once into the stash: when a stage is released the
-// producer only reads the plan back and issues. (Working it out at every K block put ~40 instructions and their
+// so nothing else is hoisted into registers for the whole loop; the scale copy loop is not unrolled. Each pass's
+// issue plan (rows to load, bytes, scale boxes: six registers) is worked out once: when a stage is released the
+// producer only issues, the big A / B loads first. (Working it out at every K block put ~40 instructions and their
 // branches between a stage's release and its refill; the producer fell behind and the math warps waited on
-// stages: with the plan, 1-6% fewer cycles, bench/NOTES.md, "v14".)
+// stages: with the plan, 1-7% fewer cycles, bench/NOTES.md, "v14".)
 template <int BM, int BN, bool DEEP>
 __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUtensorMap* tm_b, const CUtensorMap* tm_sa, const CUtensorMap* tm_sb,
                                              const Params& p, uint32_t smem, uint32_t rank, int32_t cluster_id, int32_t num_clusters, bool scales_tma,
@@ -475,8 +475,7 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
   using T = Traits<BM, BN, 1, DEEP>;
   constexpr int S = T::kStages;
   const int32_t lane = static_cast<int32_t>(threadIdx.x % 32);
-  // [0] the scheduler's cursor, [16] unit, last pass, row0, group, [32] n_block, records read, [48] the issue plan:
-  // A row, B row, bytes, scale bytes, [64] the A- and B-scale box rows
+  // [0] the scheduler's cursor, [16] unit, last pass, row0, group, [32] n_block, records read
   const uint32_t stash = smem + T::kOffStash;
   Scheduler<BM, BN> sched(p);
   int32_t stage = 0, sslot = T::kTmaSlots - 1, tstep = 0;
@@ -495,10 +494,11 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
       st_shared_u32x4(stash, sched.g, sched.base, sched.g_units, sched.g_rows);
       st_shared_u32x4(stash + 16, u, last, t.row0, g);
       st_shared_u32x4(stash + 32, t.n_block, static_cast<int32_t>(recs), 0, 0);
+      int32_t pa, pb, pbytes, psbytes, psa, psb;
       {
         // The pass's issue plan, worked out once: the A and B rows this CTA loads (-1: none; a pair loads its half),
         // the bytes each K block brings (the halves / tiles inside the tensors) and the scale boxes' rows and bytes
-        // (every 4th K block). The K loop below only reads it back.
+        // (every 4th K block).
         const int32_t b_rows = p.groups * p.n, b_row = g * p.n + t.n_block * BN, sb_row = g * p.nb_count + (t.n_block * BN) / 128;
         int32_t bytes = 0, a_issue = -1, b_issue = -1;
         if (p.mc == kMcA) {
@@ -520,34 +520,32 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
           b_issue = b_row < b_rows ? b_row : -1;
         }
         const bool sa_box = t.row0 < p.rows_total, sb_box = sb_row < p.groups * p.nb_count;
-        st_shared_u32x4(stash + 48, a_issue, b_issue, bytes, (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0));
-        st_shared_u32x4(stash + 64, sa_box ? t.row0 : -1, sb_box ? sb_row : -1, 0, 0);
+        pa = a_issue, pb = b_issue, pbytes = bytes, psbytes = (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0);
+        psa = sa_box ? t.row0 : -1, psb = sb_box ? sb_row : -1;
       }
 #pragma unroll 1
       for (int32_t kb = 0; kb < p.kb_count; ++kb) {
         const uint32_t full = smem + T::kOffBar + stage * 8;
         const bool scales_now = scales_tma && (kb & 3) == 0;
         if (scales_now) sslot = sslot + 1 == T::kTmaSlots ? 0 : sslot + 1;
-        const int4 plan = ld_shared_u32x4(stash + 48);  // read while the wait below runs
         // trace builds (CTA 0): the step's empty wait starts, and below, its loads are issued (bench/gemm_trace.ts)
         const bool stamp = DSK_FP8_GEMM_TRACE_BUILD && tr && lane == 0 && tstep < kTraceSteps;
         if (stamp) tr[kTraceProd + 2 * tstep] = clock64();
         ptx::mbarrier_wait_parity(full + S * 8, phase ^ 1);  // this stage's `empty` barrier
         if (ptx::elect_one()) {
-          ptx::mbarrier_arrive_expect_tx(full, static_cast<uint32_t>(plan.z + (scales_now ? plan.w : 0)));
-          if (scales_now) {
-            const int4 boxes = ld_shared_u32x4(stash + 64);
-            if (boxes.x >= 0) ptx::tma_load_2d(smem + T::kOffSa + sslot * T::kSaSlotBytes, tm_sa, full, kb, boxes.x);
-            if (boxes.y >= 0) ptx::tma_load_2d(smem + T::kOffSb + sslot * T::kSbSlotBytes, tm_sb, full, kb, boxes.y);
-          }
+          ptx::mbarrier_arrive_expect_tx(full, static_cast<uint32_t>(pbytes + (scales_now ? psbytes : 0)));
           const uint32_t a_dst = smem + T::kOffA + stage * T::kABytes, b_dst = smem + T::kOffB + stage * T::kBBytes;
-          if (plan.x >= 0) {
-            if (p.mc == kMcA) ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), tm_a, full, kb * 128, plan.x, 0x3);
-            else ptx::tma_load_2d(a_dst, tm_a, full, kb * 128, plan.x);
+          if (pa >= 0) {
+            if (p.mc == kMcA) ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), tm_a, full, kb * 128, pa, 0x3);
+            else ptx::tma_load_2d(a_dst, tm_a, full, kb * 128, pa);
           }
-          if (plan.y >= 0) {
-            if (p.mc == kMcB) ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), tm_b, full, kb * 128, plan.y, 0x3);
-            else ptx::tma_load_2d(b_dst, tm_b, full, kb * 128, plan.y);
+          if (pb >= 0) {
+            if (p.mc == kMcB) ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), tm_b, full, kb * 128, pb, 0x3);
+            else ptx::tma_load_2d(b_dst, tm_b, full, kb * 128, pb);
+          }
+          if (scales_now) {
+            if (psa >= 0) ptx::tma_load_2d(smem + T::kOffSa + sslot * T::kSaSlotBytes, tm_sa, full, kb, psa);
+            if (psb >= 0) ptx::tma_load_2d(smem + T::kOffSb + sslot * T::kSbSlotBytes, tm_sb, full, kb, psb);
           }
         }
         if (!scales_tma) {
