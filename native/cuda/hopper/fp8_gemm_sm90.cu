@@ -494,35 +494,31 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
       st_shared_u32x4(stash, sched.g, sched.base, sched.g_units, sched.g_rows);
       st_shared_u32x4(stash + 16, u, last, t.row0, g);
       st_shared_u32x4(stash + 32, t.n_block, static_cast<int32_t>(recs), 0, 0);
-      int32_t pa, pb, pbytes, psbytes, psa, psb;
-      {
-        // The pass's issue plan, worked out once: the A and B rows this CTA loads (-1: none; a pair loads its half),
-        // the bytes each K block brings (the halves / tiles inside the tensors) and the scale boxes' rows and bytes
-        // (every 4th K block).
-        const int32_t b_rows = p.groups * p.n, b_row = g * p.n + t.n_block * BN, sb_row = g * p.nb_count + (t.n_block * BN) / 128;
-        int32_t bytes = 0, a_issue = -1, b_issue = -1;
-        if (p.mc == kMcA) {
-          bytes += t.row0 < p.rows_total ? T::kABytes / 2 : 0;
-          bytes += t.row0 + BM / 2 < p.rows_total ? T::kABytes / 2 : 0;
-          const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
-          a_issue = half_row < p.rows_total ? half_row : -1;
-        } else {
-          bytes += t.row0 < p.rows_total ? T::kABytes : 0;
-          a_issue = t.row0 < p.rows_total ? t.row0 : -1;
-        }
-        if (p.mc == kMcB) {
-          bytes += b_row < b_rows ? T::kBBytes / 2 : 0;
-          bytes += b_row + BN / 2 < b_rows ? T::kBBytes / 2 : 0;
-          const int32_t half_row = b_row + static_cast<int32_t>(rank) * (BN / 2);
-          b_issue = half_row < b_rows ? half_row : -1;
-        } else {
-          bytes += b_row < b_rows ? T::kBBytes : 0;
-          b_issue = b_row < b_rows ? b_row : -1;
-        }
-        const bool sa_box = t.row0 < p.rows_total, sb_box = sb_row < p.groups * p.nb_count;
-        pa = a_issue, pb = b_issue, pbytes = bytes, psbytes = (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0);
-        psa = sa_box ? t.row0 : -1, psb = sb_box ? sb_row : -1;
+      // The pass's issue plan, worked out once: the A and B rows this CTA loads (pa, pb; -1: none; a pair loads its
+      // half), the bytes each K block brings (the halves / tiles inside the tensors) and the scale boxes' bytes and
+      // rows (every 4th K block; -1: none).
+      const int32_t b_rows = p.groups * p.n, b_row = g * p.n + t.n_block * BN, sb_row = g * p.nb_count + (t.n_block * BN) / 128;
+      int32_t pbytes = 0, pa = -1, pb = -1;
+      if (p.mc == kMcA) {
+        pbytes += t.row0 < p.rows_total ? T::kABytes / 2 : 0;
+        pbytes += t.row0 + BM / 2 < p.rows_total ? T::kABytes / 2 : 0;
+        const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
+        pa = half_row < p.rows_total ? half_row : -1;
+      } else {
+        pbytes += t.row0 < p.rows_total ? T::kABytes : 0;
+        pa = t.row0 < p.rows_total ? t.row0 : -1;
       }
+      if (p.mc == kMcB) {
+        pbytes += b_row < b_rows ? T::kBBytes / 2 : 0;
+        pbytes += b_row + BN / 2 < b_rows ? T::kBBytes / 2 : 0;
+        const int32_t half_row = b_row + static_cast<int32_t>(rank) * (BN / 2);
+        pb = half_row < b_rows ? half_row : -1;
+      } else {
+        pbytes += b_row < b_rows ? T::kBBytes : 0;
+        pb = b_row < b_rows ? b_row : -1;
+      }
+      const bool sa_box = t.row0 < p.rows_total, sb_box = sb_row < p.groups * p.nb_count;
+      const int32_t psbytes = (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0), psa = sa_box ? t.row0 : -1, psb = sb_box ? sb_row : -1;
 #pragma unroll 1
       for (int32_t kb = 0; kb < p.kb_count; ++kb) {
         const uint32_t full = smem + T::kOffBar + stage * 8;
