@@ -460,6 +460,65 @@ __device__ __forceinline__ int32_t take_record(uint32_t rec, uint32_t bar_rec, u
   return g;
 }
 
+// A pass's loads, the same for each of its K blocks (both producers work it out once per pass): the A and B rows
+// this CTA issues (-1: none; a pair issues its half of the multicast tile), the bytes each K block brings (both
+// halves where they lie inside the tensors: boxes wholly past the M or N edge are not loaded, and the barrier
+// expects only the bytes requested; both CTAs of a pair compute the same), and the scale boxes of every 4th K
+// block: rows [row0, row0 + BM) of the A scales, rows nb0, nb0 + 1 of the group's B scales (-1: past the tensor).
+struct IssuePlan {
+  int32_t a_row, b_row, bytes, scale_bytes, sa_row, sb_row;
+};
+template <int BM, int BN, class T>
+__device__ __forceinline__ IssuePlan issue_plan(const Params& p, int32_t row0, int32_t g, int32_t n_block, uint32_t rank) {
+  const int32_t b_rows = p.groups * p.n, b_row = g * p.n + n_block * BN, sb_row = g * p.nb_count + (n_block * BN) / 128;
+  IssuePlan q{-1, -1, 0, 0, -1, -1};
+  if (p.mc == kMcA) {
+    q.bytes += row0 < p.rows_total ? T::kABytes / 2 : 0;
+    q.bytes += row0 + BM / 2 < p.rows_total ? T::kABytes / 2 : 0;
+    const int32_t half_row = row0 + static_cast<int32_t>(rank) * (BM / 2);
+    q.a_row = half_row < p.rows_total ? half_row : -1;
+  } else {
+    q.bytes += row0 < p.rows_total ? T::kABytes : 0;
+    q.a_row = row0 < p.rows_total ? row0 : -1;
+  }
+  if (p.mc == kMcB) {
+    q.bytes += b_row < b_rows ? T::kBBytes / 2 : 0;
+    q.bytes += b_row + BN / 2 < b_rows ? T::kBBytes / 2 : 0;
+    const int32_t half_row = b_row + static_cast<int32_t>(rank) * (BN / 2);
+    q.b_row = half_row < b_rows ? half_row : -1;
+  } else {
+    q.bytes += b_row < b_rows ? T::kBBytes : 0;
+    q.b_row = b_row < b_rows ? b_row : -1;
+  }
+  const bool sa_box = row0 < p.rows_total, sb_box = sb_row < p.groups * p.nb_count;
+  q.scale_bytes = (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0);
+  q.sa_row = sa_box ? row0 : -1;
+  q.sb_row = sb_box ? sb_row : -1;
+  return q;
+}
+
+// One K block's loads of a plan into `stage` (the elected thread): A and B first, then, every 4th K block, the
+// scale boxes into slot `sslot` (K blocks [kb, kb + 4): the box starts 16-byte aligned, an unaligned start faults).
+template <class T>
+__device__ __forceinline__ void issue_k_block(const IssuePlan& q, const Params& p, const CUtensorMap* tm_a, const CUtensorMap* tm_b,
+                                              const CUtensorMap* tm_sa, const CUtensorMap* tm_sb, uint32_t smem, uint32_t full,
+                                              int32_t stage, int32_t sslot, int32_t kb, bool scales_now, uint32_t rank) {
+  ptx::mbarrier_arrive_expect_tx(full, static_cast<uint32_t>(q.bytes + (scales_now ? q.scale_bytes : 0)));
+  const uint32_t a_dst = smem + T::kOffA + stage * T::kABytes, b_dst = smem + T::kOffB + stage * T::kBBytes;
+  if (q.a_row >= 0) {
+    if (p.mc == kMcA) ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), tm_a, full, kb * 128, q.a_row, 0x3);
+    else ptx::tma_load_2d(a_dst, tm_a, full, kb * 128, q.a_row);
+  }
+  if (q.b_row >= 0) {
+    if (p.mc == kMcB) ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), tm_b, full, kb * 128, q.b_row, 0x3);
+    else ptx::tma_load_2d(b_dst, tm_b, full, kb * 128, q.b_row);
+  }
+  if (scales_now) {
+    if (q.sa_row >= 0) ptx::tma_load_2d(smem + T::kOffSa + sslot * T::kSaSlotBytes, tm_sa, full, kb, q.sa_row);
+    if (q.sb_row >= 0) ptx::tma_load_2d(smem + T::kOffSb + sslot * T::kSbSlotBytes, tm_sb, full, kb, q.sb_row);
+  }
+}
+
 // The producer of the kernels that move registers (BM 256, m128n160), which runs at setmaxnreg's 40 registers.
 // Same protocol as the producer in the kernel below (see there for the why of each step), but the tile's state
 // (row, group, column block, the scheduler's cursor) waits in a small stash in shared memory through the K loop,
@@ -494,31 +553,7 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
       st_shared_u32x4(stash, sched.g, sched.base, sched.g_units, sched.g_rows);
       st_shared_u32x4(stash + 16, u, last, t.row0, g);
       st_shared_u32x4(stash + 32, t.n_block, static_cast<int32_t>(recs), 0, 0);
-      // The pass's issue plan, worked out once: the A and B rows this CTA loads (pa, pb; -1: none; a pair loads its
-      // half), the bytes each K block brings (the halves / tiles inside the tensors) and the scale boxes' bytes and
-      // rows (every 4th K block; -1: none).
-      const int32_t b_rows = p.groups * p.n, b_row = g * p.n + t.n_block * BN, sb_row = g * p.nb_count + (t.n_block * BN) / 128;
-      int32_t pbytes = 0, pa = -1, pb = -1;
-      if (p.mc == kMcA) {
-        pbytes += t.row0 < p.rows_total ? T::kABytes / 2 : 0;
-        pbytes += t.row0 + BM / 2 < p.rows_total ? T::kABytes / 2 : 0;
-        const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
-        pa = half_row < p.rows_total ? half_row : -1;
-      } else {
-        pbytes += t.row0 < p.rows_total ? T::kABytes : 0;
-        pa = t.row0 < p.rows_total ? t.row0 : -1;
-      }
-      if (p.mc == kMcB) {
-        pbytes += b_row < b_rows ? T::kBBytes / 2 : 0;
-        pbytes += b_row + BN / 2 < b_rows ? T::kBBytes / 2 : 0;
-        const int32_t half_row = b_row + static_cast<int32_t>(rank) * (BN / 2);
-        pb = half_row < b_rows ? half_row : -1;
-      } else {
-        pbytes += b_row < b_rows ? T::kBBytes : 0;
-        pb = b_row < b_rows ? b_row : -1;
-      }
-      const bool sa_box = t.row0 < p.rows_total, sb_box = sb_row < p.groups * p.nb_count;
-      const int32_t psbytes = (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0), psa = sa_box ? t.row0 : -1, psb = sb_box ? sb_row : -1;
+      const IssuePlan plan = issue_plan<BM, BN, T>(p, t.row0, g, t.n_block, rank);
 #pragma unroll 1
       for (int32_t kb = 0; kb < p.kb_count; ++kb) {
         const uint32_t full = smem + T::kOffBar + stage * 8;
@@ -529,20 +564,7 @@ __device__ __forceinline__ void produce_lean(const CUtensorMap* tm_a, const CUte
         if (stamp) tr[kTraceProd + 2 * tstep] = clock64();
         ptx::mbarrier_wait_parity(full + S * 8, phase ^ 1);  // this stage's `empty` barrier
         if (ptx::elect_one()) {
-          ptx::mbarrier_arrive_expect_tx(full, static_cast<uint32_t>(pbytes + (scales_now ? psbytes : 0)));
-          const uint32_t a_dst = smem + T::kOffA + stage * T::kABytes, b_dst = smem + T::kOffB + stage * T::kBBytes;
-          if (pa >= 0) {
-            if (p.mc == kMcA) ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), tm_a, full, kb * 128, pa, 0x3);
-            else ptx::tma_load_2d(a_dst, tm_a, full, kb * 128, pa);
-          }
-          if (pb >= 0) {
-            if (p.mc == kMcB) ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), tm_b, full, kb * 128, pb, 0x3);
-            else ptx::tma_load_2d(b_dst, tm_b, full, kb * 128, pb);
-          }
-          if (scales_now) {
-            if (psa >= 0) ptx::tma_load_2d(smem + T::kOffSa + sslot * T::kSaSlotBytes, tm_sa, full, kb, psa);
-            if (psb >= 0) ptx::tma_load_2d(smem + T::kOffSb + sslot * T::kSbSlotBytes, tm_sb, full, kb, psb);
-          }
+          issue_k_block<T>(plan, p, tm_a, tm_b, tm_sa, tm_sb, smem, full, stage, sslot, kb, scales_now, rank);
         }
         if (!scales_tma) {
           // One 4-byte cp.async per row into slot stage / 4, column stage % 4.
@@ -673,38 +695,13 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             last_pass = expert_after<BM>(p, t.row0, g) == INT_MAX;
             prev = g;
           }
-          const int32_t b_row = g * p.n + t.n_block * BN;
           const int32_t nb0 = (t.n_block * BN) / 128;
           // This lane's A-scale rows and B-scale block, as element offsets (the K block added per step).
           const float* sa_src = p.sa + static_cast<int64_t>(t.row0 + static_cast<int32_t>(lane)) * KB;
           const int32_t sa_rows_left = p.rows_total - t.row0 - static_cast<int32_t>(lane);
           const int32_t nb = nb0 + static_cast<int32_t>(lane & 1);
           const float* sb_src = p.sb + (static_cast<int64_t>(g) * p.nb_count + (nb < p.nb_count ? nb : 0)) * KB;
-          // TMA scale boxes: rows [row0, row0 + BM) of the A scales, rows nb0, nb0 + 1 of this group's B scales
-          // (a second row past the group is loaded but never used; a box wholly past the tensor is skipped).
-          const int32_t sb_row = g * p.nb_count + nb0;
-          const bool sa_box = t.row0 < p.rows_total, sb_box = sb_row < p.groups * p.nb_count;
-          // Boxes entirely outside the tensor (a cluster partner past the M or N edge, M below half a tile)
-          // are not loaded: those rows/columns are never stored, and the barrier expects only the bytes
-          // actually requested (the same for every K block of the tile). Both CTAs of a pair compute the
-          // same multicast halves.
-          const int32_t b_rows = p.groups * p.n;
-          uint32_t bytes = 0;
-          if (p.mc == kMcA) {
-#pragma unroll
-            for (int h = 0; h < 2; ++h)
-              if (t.row0 + h * (BM / 2) < p.rows_total) bytes += T::kABytes / 2;
-          } else if (t.row0 < p.rows_total) {
-            bytes += T::kABytes;
-          }
-          if (p.mc == kMcB) {
-#pragma unroll
-            for (int h = 0; h < 2; ++h)
-              if (b_row + h * (BN / 2) < b_rows) bytes += T::kBBytes / 2;
-          } else if (b_row < b_rows) {
-            bytes += T::kBBytes;
-          }
-          const uint32_t scale_bytes = scales_tma ? (sa_box ? T::kSaSlotBytes : 0) + (sb_box ? 32 : 0) : 0;
+          const IssuePlan plan = issue_plan<BM, BN, T>(p, t.row0, g, t.n_block, rank);
           for (int32_t kb = kb_begin; kb < kb_end; ++kb) {
             const uint32_t full = bar_full + stage * 8;
             const bool scales_now = scales_tma && (kb & 3) == 0;
@@ -713,27 +710,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             const bool stamp = tr && lane == 0 && tstep < kTraceSteps;
             if (stamp) tr[kTraceProd + 2 * tstep] = clock64();
             if (ptx::elect_one()) {
-              const uint32_t a_dst = sm_a + stage * T::kABytes, b_dst = sm_b + stage * T::kBBytes;
-              ptx::mbarrier_arrive_expect_tx(full, bytes + (scales_now ? scale_bytes : 0));
-              if (scales_now) {
-                // K blocks [kb, kb + 4): the box starts 16-byte aligned (an unaligned start faults)
-                if (sa_box) ptx::tma_load_2d(sm_sa + sslot * T::kSaSlotBytes, &tm_sa, full, kb, t.row0);
-                if (sb_box) ptx::tma_load_2d(sm_sb + sslot * T::kSbSlotBytes, &tm_sb, full, kb, sb_row);
-              }
-              if (p.mc == kMcA) {
-                const int32_t half_row = t.row0 + static_cast<int32_t>(rank) * (BM / 2);
-                if (half_row < p.rows_total)
-                  ptx::tma_load_2d_multicast(a_dst + rank * (T::kABytes / 2), &tm_a, full, kb * 128, half_row, 0x3);
-              } else if (t.row0 < p.rows_total) {
-                ptx::tma_load_2d(a_dst, &tm_a, full, kb * 128, t.row0);
-              }
-              if (p.mc == kMcB) {
-                const int32_t half_row = b_row + static_cast<int32_t>(rank) * (BN / 2);
-                if (half_row < b_rows)
-                  ptx::tma_load_2d_multicast(b_dst + rank * (T::kBBytes / 2), &tm_b, full, kb * 128, half_row, 0x3);
-              } else if (b_row < b_rows) {
-                ptx::tma_load_2d(b_dst, &tm_b, full, kb * 128, b_row);
-              }
+              issue_k_block<T>(plan, p, &tm_a, &tm_b, &tm_sa, &tm_sb, smem, full, stage, sslot, kb, scales_now, rank);
             }
             if (!scales_tma) {
               // One 4-byte cp.async per row into slot stage / 4, column stage % 4, completing on the full barrier
