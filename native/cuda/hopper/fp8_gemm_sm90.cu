@@ -745,6 +745,8 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
     // address again at every K block, on the path from a K block's last WGMMAs to the next one's (v10, ncu source
     // counters: ~2% of the math warps' stall samples there).
     const uint32_t peer_empty = ptx::map_shared_cluster(bar_empty, mcast ? rank ^ 1u : rank);
+    // The probe build's skip of the promotion (DSK_FP8_GEMM_PROBE): a run-time test, so ptxas keeps the WGMMAs.
+    const bool probe_skip = DSK_FP8_GEMM_PROBE && p.trace == nullptr;
     constexpr int W = T::kWaves;
     const uint32_t wt = threadIdx.x % 128;  // thread within the warpgroup
     const uint32_t w = wt / 32;             // warp within the warpgroup
@@ -807,7 +809,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(P[i]);
             ptx::mbarrier_arrive_if(bar_empty + fly_stage * 8, lane == 0);
             ptx::mbarrier_arrive_mapped_if(peer_empty + fly_stage * 8, lane == 0);
-            if (DSK_FP8_GEMM_PROBE && !last && p.trace == nullptr) return;
+            if (probe_skip && !last) return;
 #pragma unroll
             for (int i = 0; i < BN / 8; ++i) {
               const bool hi = !T::kOneSb && i >= first_hi;
@@ -935,7 +937,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
                   read_scales();
                 }
               }
-              if (DSK_FP8_GEMM_PROBE && next && p.trace == nullptr) continue;
+              if (probe_skip && next) continue;
               promote(acc[j], part, sa_lo[j], sa_hi[j], cb0, cb1, fh);
             }
             if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
@@ -967,7 +969,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             ptx::wgmma_wait<1>();  // wave 0 done, wave 1 in flight
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part[i]);
-            if (!DSK_FP8_GEMM_PROBE || !next || p.trace != nullptr) promote(acc[0], part, a_lo0, a_hi0, cb0, cb1, RuntimeFirstHi{});
+            if (!probe_skip || !next) promote(acc[0], part, a_lo0, a_hi0, cb0, cb1, RuntimeFirstHi{});
             ptx::wgmma_wait<0>();
 #pragma unroll
             for (int i = 0; i < BN / 2; ++i) ptx::wgmma_fence_operand(part2[i]);
@@ -977,7 +979,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
               ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
               read_scales();
             }
-            if (!DSK_FP8_GEMM_PROBE || !next || p.trace != nullptr) promote(acc[W - 1], part2, a_lo1, a_hi1, cb0, cb1, RuntimeFirstHi{});
+            if (!probe_skip || !next) promote(acc[W - 1], part2, a_lo1, a_hi1, cb0, cb1, RuntimeFirstHi{});
             if (DSK_TRM && tstep < kTraceSteps) DSK_TRM[kTraceCons + 3 * tstep + 2] = clock64();
             ++tstep;
           };
