@@ -81,6 +81,7 @@ struct Params {
   int32_t kb_count;  // K / 128
   int32_t nb_count;  // ceil(N / 128)
   int32_t scales_tma;  // 1: scales by TMA (K/128 % 4 == 0: 16-byte row pitch); 0: by cp.async
+  int32_t wait_next;   // 1: the loop, not DRAM, bounds the time (estimate_us): the look-ahead may wait (kPeelLast)
   uint64_t* trace;     // null, or kTraceWords clock64 stamps of CTA 0 (DSK_FP8_GEMM_TRACE, a diagnostic)
 };
 
@@ -155,6 +156,15 @@ struct Traits {
   static constexpr bool kWaveParts = BM == 256 && BN <= 96;
   // BN divides 128: a tile never straddles two 128-column B-scale blocks, so the promotion needs one B scale.
   static constexpr bool kOneSb = 128 % BN == 0;
+  // BM 256 x BN 128 (v16): the pass's last K block peeled off the K loop, so every other K block knows at compile
+  // time that another follows, and its look-ahead waits for the next stage instead of testing it. Each warpgroup
+  // must issue its next wave before the other's wave (256 tensor cycles) drains, after its own wave's wait and
+  // promotion; the `landed` test and the branches on it were on that path. Measured (bench/NOTES.md, "v16"): 1-4%
+  // fewer cycles on the m256n128 shapes; waiting without the peel 1-4% more on some, and m256n112 1.7% more.
+  // Waiting there holds the release of the stage before until the next one lands: one load fewer in flight. The
+  // 3-stage ring therefore waits only where the loop bounds the time (Params::wait_next; DRAM-bound, at
+  // m:4x256x4096x7168, it measured 4% slower), the 4-stage ring always.
+  static constexpr bool kPeelLast = kWaves == 2 && kOneSb && !kWaveParts;
   // BM 128 tiles that straddle two B-scale blocks: the K loop is compiled once per place of the boundary in the tile
   // (first_hi, see with_first_hi), so the promotion takes each n8 block's scale without a runtime select (DeepGEMM's
   // way): m128n160 ran 17% fewer cycles (bench/NOTES.md, "v13"); m128n112 / m128n96 measured 5-7% faster in v10.
@@ -387,6 +397,12 @@ __device__ __forceinline__ int4 ld_shared_u32x4(uint32_t addr) {
   asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr) : "memory");
   return v;
 }
+
+// `next` (another K block follows in the pass) known at run time (bool) or at compile time (std::true_type /
+// std::false_type: the K loops that peel the pass's last K block off, Traits::kPeelLast).
+__device__ __forceinline__ bool as_bool(bool b) { return b; }
+template <bool B>
+__device__ __forceinline__ constexpr bool as_bool(std::integral_constant<bool, B>) { return B; }
 
 // One K block's 4 WGMMAs m64nBNk32 into P (D = A * B, then += for k32 steps 2-4), committed as one group: the
 // descriptors of A's and B's 128-byte rows advance 32 bytes (2 units of 16) per step. The operand fences keep
@@ -855,7 +871,7 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
           // if it has landed its scales are read there too; if not, it is waited for after kb's release, so a late
           // stage never holds back the release of the one before it (3-stage rings, memory-bound shapes), and its
           // scales are read before kb's promotion (read right before the next WGMMAs, they stalled them).
-          // bench/NOTES.md, "v7".
+          // bench/NOTES.md, "v7". (BM 256 x BN 128 waits there instead: Traits::kPeelLast, v16.)
           uint32_t cur = 0, sa_next = 0, sb_next = 0;  // stage and scale addresses of the K block issued next
           uint64_t da_next = 0, db_next = 0;           // and its WGMMA descriptors
           float sa_lo0 = 0.0f, sa_hi0 = 0.0f, sb0 = 0.0f, sb1 = 0.0f;  // its wave-0 row scales and B scales
@@ -906,7 +922,9 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
             ptx::mbarrier_arrive_mapped_if(peer_empty + st * 8, lane == 0);
           };
           using RuntimeFirstHi = std::integral_constant<int, -1>;
-          auto k_block = [&](int32_t kb, bool next, auto fh) {  // next: kb + 1 < kb_end (known to the unrolled rounds)
+          // next: kb + 1 < kb_end (bool, or a compile-time tag); wait_c: std::bool_constant, the look-ahead waits (kPeelLast)
+          auto k_block = [&](int32_t kb, auto next_c, auto fh, auto wait_c) {
+            const bool next = as_bool(next_c);
             // This K block's stage and scales (every shared read of the stage comes before its release).
             const uint32_t st = cur, sa_stage = sa_next;
             const float cb0 = sb0, cb1 = sb1;
@@ -923,7 +941,12 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
               wgmma_k_block<BN>(part, da + j * (64 * 128 >> 4), db);
               if (j == W - 1 && next) {
                 locate(kb + 1);
-                landed = ptx::mbarrier_test_wait_parity(bar_full + stage * 8, phase);
+                if constexpr (decltype(wait_c)::value) {  // see kPeelLast: wait here (a late stage holds the release back)
+                  ptx::mbarrier_wait_parity(bar_full + stage * 8, phase);
+                  landed = true;
+                } else {
+                  landed = ptx::mbarrier_test_wait_parity(bar_full + stage * 8, phase);
+                }
                 if (landed) read_scales();
               }
               ptx::wgmma_wait<0>();
@@ -991,20 +1014,39 @@ __global__ void __launch_bounds__(Traits<BM, BN, KS, DEEP>::kThreads, 1)
           // (4096x7168x16384 808 -> 789 us), but the B-scale-straddling m256n88 / m256n112 2-4% slower: only where
           // BN divides 128.
           if (T::kStages == 4 && T::kOneSb && scales_tma && kb_begin == 0 && kb_end % 4 == 0) {
-            for (int32_t r = 0; r < kb_end / 4; ++r) {
+            if constexpr (T::kPeelLast) {
+              for (int32_t r = 0; r + 1 < kb_end / 4; ++r) {
+                stage = 1, cur = 0;
+#pragma unroll
+                for (int u = 0; u < 4; ++u) k_block(4 * r + u, std::true_type{}, RuntimeFirstHi{}, std::true_type{});
+              }
               stage = 1, cur = 0;
 #pragma unroll
-              for (int u = 0; u < 4; ++u) k_block(4 * r + u, u < 3 || 4 * r + 4 < kb_end, RuntimeFirstHi{});
+              for (int u = 0; u < 3; ++u) k_block(kb_end - 4 + u, std::true_type{}, RuntimeFirstHi{}, std::true_type{});
+              k_block(kb_end - 1, std::false_type{}, RuntimeFirstHi{}, std::true_type{});
+            } else {
+              for (int32_t r = 0; r < kb_end / 4; ++r) {
+                stage = 1, cur = 0;
+#pragma unroll
+                for (int u = 0; u < 4; ++u) k_block(4 * r + u, u < 3 || 4 * r + 4 < kb_end, RuntimeFirstHi{}, std::false_type{});
+              }
             }
           } else if constexpr (T::kWaveParts) {
             for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block_waves(kb, kb + 1 < kb_end);
           } else if constexpr (T::kFirstHiSwitch) {
             auto run = [&](auto fh) {
-              for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb, kb + 1 < kb_end, fh);
+              for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb, kb + 1 < kb_end, fh, std::false_type{});
             };
             with_first_hi<BN>(first_hi, run);
+          } else if constexpr (T::kPeelLast) {
+            auto peeled = [&](auto wait_c) {
+              for (int32_t kb = kb_begin; kb + 1 < kb_end; ++kb) k_block(kb, std::true_type{}, RuntimeFirstHi{}, wait_c);
+              k_block(kb_end - 1, std::false_type{}, RuntimeFirstHi{}, wait_c);
+            };
+            if (p.wait_next) peeled(std::true_type{});
+            else peeled(std::false_type{});
           } else {
-            for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb, kb + 1 < kb_end, RuntimeFirstHi{});
+            for (int32_t kb = kb_begin; kb < kb_end; ++kb) k_block(kb, kb + 1 < kb_end, RuntimeFirstHi{}, std::false_type{});
           }
         }
         if constexpr (KS == 2) {
@@ -1351,7 +1393,8 @@ double us_per_k_block(int bm, int bn) {
   return bn <= 96 ? 0.55 : bn <= 112 ? 0.60 : bn <= 128 ? 0.56 : 0.75;
 }
 
-double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
+// loop_bound (optional): set to whether the K loops, not DRAM, bound the time (Params::wait_next).
+double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count, bool* loop_bound = nullptr) {
   const KernelInfo& ki = kernels()[c.kernel];
   const double bm = ki.bm, bn = ki.bn, K = static_cast<double>(p.k);
   const int cs = c.mc == kMcNone ? 1 : 2;
@@ -1398,6 +1441,7 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count) {
   const double all_rows = rows * groups, b_groups = p.kind == Fp8GemmKind::Normal ? 1.0 : static_cast<double>(p.groups);
   const double bytes = all_rows * K + static_cast<double>(p.n) * K * b_groups + all_rows * static_cast<double>(p.n) * 2.0;
   const double t_loop = waves * t_unit, t_dram = bytes / 2.2e12 * 1e6;
+  if (loop_bound) *loop_bound = t_loop > t_dram;
   // A split-K pair only pays where the loop bounds the time: at 64x4096x7168 (DRAM-bound) m64n64.splitK measured
   // 17.6 us against m64n32's 16.1; at 64x2112x7168 and 128x2112x7168 it took 15.1 / 15.6 us down to 11.4 / 12.3.
   if (split && t_loop <= t_dram) return 1e30;
@@ -1566,6 +1610,9 @@ void run(const Fp8GemmProblem& p, int cfg, int device, int sm_count, cudaStream_
   kp.kb_count = static_cast<int32_t>(p.k / 128);
   kp.nb_count = static_cast<int32_t>(nb_count);
   kp.scales_tma = scales_tma ? 1 : 0;
+  bool loop_bound = false;
+  estimate_us(p, c, sm_count, &loop_bound);
+  kp.wait_next = loop_bound ? 1 : 0;
   const char* tpath = trace_path();
   if (tpath && !DSK_FP8_GEMM_TRACE_BUILD) {
     static std::once_flag warned;
