@@ -1434,8 +1434,12 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count, bool*
                             ? 1.0 + std::min(1.0, 128.0 * static_cast<double>(p.groups) / std::max(rows, 1.0))
                             : 1.0;
   // The deep BM 256 ring (v8, same run as m256n128): 2-4% less per K block at K >= 7168, about 0.5 us more per tile
-  // for its four store passes (4096x32768x512: 162 -> 178 us over 32 waves of 4 K blocks; equal at K = 2048).
-  const double deep = ki.deep ? 0.97 : 1.0;
+  // for its four store passes (4096x32768x512: 162 -> 178 us over 32 waves of 4 K blocks; equal at K = 2048). Since
+  // v16's loop (peeled last K block, waiting look-ahead) the 3-stage kernel is the faster one over several waves: 1.3-3.9%
+  // fewer cycles at K = 7168-16384 (4096x4096x7168 268.4k against 278.8k, c:4x8192x4096x7168 2057k against 2135k). In a
+  // single wave the deep ring stays ahead in the bench (m:1x1024x4096x7168 46.7-53.7 us against 52.7-58.1,
+  // m:2x512x4096x7168 48.4-48.5 against 51.7): bench/NOTES.md, "v17".
+  const double deep = !ki.deep ? 1.0 : waves == 1 ? 0.97 : 1.03;
   const double t_unit = K / 128.0 * us_per_k_block(ki.bm, ki.bn) * deep * mc_gain * passes * (split ? 0.5 : 1.0) + 1.0 + (split ? 0.5 : 0.0) +
                         (ki.deep ? 0.6 : 0.0);
   const double all_rows = rows * groups, b_groups = p.kind == Fp8GemmKind::Normal ? 1.0 : static_cast<double>(p.groups);
