@@ -20,7 +20,7 @@
 //    each of its two waves a partial accumulator (wave 0 is promoted while wave 1's WGMMAs run; v11).
 //  - Epilogue: bf16 through shared memory (stmatrix into the TMA store's swizzled layout), then a TMA store per
 //    warpgroup that overlaps the next tile's main loop. The deep BM 256 variant (m256n128s4, v8) stages one 64 x 64
-//    chunk at a time, which buys its ring a 4th stage (picked for K >= 7168). Tiles with rows the op must not write
+//    chunk at a time, which buys its ring a 4th stage (picked for K >= 7168 in a single wave; v17). Tiles with rows the op must not write
 //    (contiguous padding rows, masked rows past maskedM) are copied out row-masked with 16-byte stores.
 //  - Persistent grid over the SMs (the fewest clusters that take the units in as many waves); units of work are
 //    tiles, or pairs of tiles on a 2-CTA cluster that share the A tile (pair along N: each CTA loads half of A and
