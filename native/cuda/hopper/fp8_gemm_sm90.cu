@@ -20,8 +20,9 @@
 //    each of its two waves a partial accumulator (wave 0 is promoted while wave 1's WGMMAs run; v11).
 //  - Epilogue: bf16 through shared memory (stmatrix into the TMA store's swizzled layout), then a TMA store per
 //    warpgroup that overlaps the next tile's main loop. The deep BM 256 variant (m256n128s4, v8) stages one 64 x 64
-//    chunk at a time, which buys its ring a 4th stage (picked for K >= 7168 in a single wave; v17). Tiles with rows the op must not write
-//    (contiguous padding rows, masked rows past maskedM) are copied out row-masked with 16-byte stores.
+//    chunk at a time, which buys its ring a 4th stage (picked for K >= 7168 in a single wave, v17). Tiles with rows
+//    the op must not write (contiguous padding rows, masked rows past maskedM) are copied out row-masked with 16-byte
+//    stores.
 //  - Persistent grid over the SMs (the fewest clusters that take the units in as many waves); units of work are
 //    tiles, or pairs of tiles on a 2-CTA cluster that share the A tile (pair along N: each CTA loads half of A and
 //    multicasts it) or the B tile (pair along M), or one BM 64 tile whose K blocks a pair splits (split-K: the second
@@ -1437,8 +1438,8 @@ double estimate_us(const Fp8GemmProblem& p, const Config& c, int sm_count, bool*
   // for its four store passes (4096x32768x512: 162 -> 178 us over 32 waves of 4 K blocks; equal at K = 2048). Since
   // v16's loop (peeled last K block, waiting look-ahead) the 3-stage kernel is the faster one over several waves: 1.3-3.9%
   // fewer cycles at K = 7168-16384 (4096x4096x7168 268.4k against 278.8k, c:4x8192x4096x7168 2057k against 2135k). In a
-  // single wave the deep ring stays ahead in the bench (m:1x1024x4096x7168 46.7-53.7 us against 52.7-58.1,
-  // m:2x512x4096x7168 48.4-48.5 against 51.7): bench/NOTES.md, "v17".
+  // single wave the deep ring stays ahead in the bench (m:2x512x4096x7168 48.1-49.1 us against 51.6-52.0 over five
+  // rounds; m:1x1024x4096x7168 swings between processes and decides nothing): bench/NOTES.md, "v17".
   const double deep = !ki.deep ? 1.0 : waves == 1 ? 0.97 : 1.03;
   const double t_unit = K / 128.0 * us_per_k_block(ki.bm, ki.bn) * deep * mc_gain * passes * (split ? 0.5 : 1.0) + 1.0 + (split ? 0.5 : 0.0) +
                         (ki.deep ? 0.6 : 0.0);
